@@ -1,0 +1,213 @@
+"""``drill``: the entry point. Keep this module light: ``drill --help`` must be fast and must not import
+kubernetes, slack_sdk or apscheduler; commands are imported only when they run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+_F = argparse.RawDescriptionHelpFormatter
+
+DESCRIPTION = """\
+drill: chaos experiments and no-automation fire drills.
+
+A drill suspends remediation automation, injects a fault with Chaos Toolkit, times how the
+humans respond (acknowledge, diagnose, mitigate, resolve), restores the automation (always,
+verified) and writes a report.
+
+first steps:
+  drill demo                                   a whole drill on the local sandbox, simulated responder
+  drill validate drills/examples/*.yaml        check drill files (and their experiments)
+  drill plan drills/examples/sandbox-no-automation.yaml
+  drill sandbox start && drill run drills/examples/sandbox-no-automation.yaml
+
+during a run, from any terminal on the machine:
+  drill ack RUN --as alice                     acknowledge (also: diagnosed, mitigated, resolve)
+  drill hint RUN --as alice                    reveal the next hint
+  drill abort RUN --as bob -m "real incident"  abort: automation is restored first
+
+state lives in $DRILL_HOME (default ~/.local/state/drill); reports in ./reports/archive
+(or $DRILL_ARCHIVE).
+"""
+
+
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    target: str,
+    help_: str,
+    example: str,
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_, description=f"{help_}\n\nexamples:\n{example}", formatter_class=_F)
+    parser.set_defaults(target=target)
+    return parser
+
+
+def _run_ref(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough), 'active' or 'latest'")
+
+
+def _responder(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_: str,
+    *,
+    message_required: bool = False,
+) -> None:
+    example = f"  drill {name} RUN --as alice" + (' -m "..."' if message_required else "")
+    if name == "diagnosed":
+        example = '  drill diagnosed RUN --as alice -m "the service is down and auto-restart is off"'
+    parser = _add(sub, name, "orchestrator.cli.responding:command", help_, example)
+    _run_ref(parser)
+    parser.add_argument("--as", dest="actor", required=True, metavar="NAME", help="who you are (a participant)")
+    parser.add_argument("-m", "--message", required=message_required, default="", help="text for the timeline")
+    parser.set_defaults(command_name=name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="drill", description=DESCRIPTION, formatter_class=_F)
+    parser.add_argument("--home", help="state folder (journal, sandbox); default $DRILL_HOME or ~/.local/state/drill")
+    parser.add_argument("--archive", help="report archive folder; default $DRILL_ARCHIVE or ./reports/archive")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    p = _add(
+        sub,
+        "validate",
+        "orchestrator.cli.definitions:validate",
+        "Check drill files and their Chaos Toolkit experiments; changes nothing.",
+        "  drill validate drills/examples/sandbox-no-automation.yaml\n  drill validate drills/**/*.yaml",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = _add(
+        sub,
+        "plan",
+        "orchestrator.cli.definitions:plan",
+        "Show what a run would do: each policy and its current value, the fault, the deadline, what "
+        "will be restored. Reads only.",
+        "  drill plan drills/examples/sandbox-no-automation.yaml",
+    )
+    p.add_argument("file", metavar="FILE")
+
+    p = _add(
+        sub,
+        "run",
+        "orchestrator.cli.running:run",
+        "Run a drill: preflight, suspend automation, inject the fault, time the response, restore, report.",
+        "  drill run drills/examples/sandbox-no-automation.yaml\n"
+        "  drill run drills/examples/sandbox-no-automation.yaml --auto-respond ack=2s,mitigate=6s,resolve=9s\n"
+        "  drill run drills/examples/sandbox-auto-recovery.yaml\n\n"
+        "exit status: 0 completed, 2 invalid or preflight failed (nothing changed), 3 timed out / not\n"
+        "recovered, 4 aborted (automation restored), 5 automation NOT restored: act now.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--auto-respond",
+        metavar="STEPS",
+        help="simulate a responder: KEY=DELAY,... with KEY in ack, diagnose, mitigate, resolve, hint, abort; "
+        "delays from the moment the fault is active",
+    )
+    p.add_argument("--plain", action="store_true", help="print events line by line instead of the live view")
+
+    p = _add(
+        sub,
+        "demo",
+        "orchestrator.cli.running:demo",
+        "Run the sandbox no-automation drill end to end with a simulated responder; no cluster, no Slack.",
+        "  drill demo\n  drill demo --auto-respond ack=1s,diagnose=2s,mitigate=4s,resolve=7s",
+    )
+    p.add_argument("--auto-respond", metavar="STEPS", default="ack=2s,diagnose=4s,mitigate=6s,resolve=9s")
+    p.add_argument("--plain", action="store_true", help="print events line by line instead of the live view")
+
+    p = _add(
+        sub,
+        "status",
+        "orchestrator.cli.responding:status",
+        "Show a run's state and timeline.",
+        "  drill status active\n  drill status latest --json",
+    )
+    _run_ref(p)
+    p.add_argument("--json", action="store_true", help="print the report document as JSON")
+
+    p = _add(sub, "runs", "orchestrator.cli.responding:runs", "List runs, newest first.", "  drill runs --limit 5")
+    p.add_argument("--limit", type=int, default=20)
+
+    p = _add(
+        sub,
+        "journal",
+        "orchestrator.cli.responding:journal",
+        "Print a run's journal as JSON lines (every transition and automated action).",
+        "  drill journal latest > run.jsonl",
+    )
+    _run_ref(p)
+
+    _responder(sub, "ack", "Acknowledge the drill's notification.")
+    _responder(sub, "diagnosed", "Declare the cause (the facilitator may confirm).")
+    _responder(sub, "mitigated", "Declare the impact mitigated (the steady state is also watched).")
+    _responder(sub, "resolve", "Resolve: the drill rolls the fault back, restores automation and reports.")
+    _responder(sub, "abort", "Abort the drill: roll back the fault and restore automation now.")
+    _responder(sub, "note", "Add a note to the timeline.", message_required=True)
+    _responder(sub, "hint", "Reveal the drill's next hint (counted in the report).")
+
+    p = _add(
+        sub,
+        "restore",
+        "orchestrator.cli.restoring:restore",
+        "Restore automation a run suspended, from the journal (and markers), verified by reading back. "
+        "Use after a crash or a killed `drill run`.",
+        "  drill restore my-drill-20261129-101500-ab12\n  drill restore --expired",
+    )
+    p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
+    p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")
+    p.add_argument("--force", action="store_true", help="restore even though the run's process is still alive")
+
+    p = _add(
+        sub,
+        "schema",
+        "orchestrator.cli.definitions:schema",
+        "Print the JSON Schema of drill files.",
+        "  drill schema > drill.schema.json",
+    )
+
+    p = _add(
+        sub,
+        "sandbox",
+        "orchestrator.cli.sandboxing:sandbox",
+        "Manage the local sandbox: a real HTTP service under a supervisor whose auto-restart is the policy.",
+        "  drill sandbox start\n  drill sandbox status\n  drill sandbox restart   # a responder's mitigation\n"
+        "  drill sandbox stop",
+    )
+    p.add_argument("action", choices=["start", "stop", "status", "restart"])
+    p.add_argument("--port", type=int, default=0, help="service port for start (default: a free one, then kept)")
+    return parser
+
+
+def _resolve(target: str) -> Callable[[argparse.Namespace], int]:
+    module, _, func = target.partition(":")
+    handler: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), func)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _resolve(args.target)
+    from orchestrator import errors
+
+    try:
+        return handler(args)
+    except errors.DefinitionErrors as exc:
+        for error in exc.errors:
+            print(f"drill: {error}", file=sys.stderr)
+        return 2
+    except errors.PreflightError as exc:
+        print(f"drill: {exc}", file=sys.stderr)
+        return 2
+    except errors.DrillError as exc:
+        print(f"drill: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Responder commands (ack, diagnosed, mitigated, resolve, abort, note, hint) and run inspection.
+
+Commands are appended to the journal, which the running drill reads every fifth of a second;
+the time recorded is the moment the command was typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from orchestrator import durations, errors, records
+from orchestrator.cli import context
+from orchestrator.clock import iso
+from orchestrator.definitions import models
+from orchestrator.restore import restoring
+
+_NAMES = {
+    "ack": records.Command.ACK,
+    "diagnosed": records.Command.DIAGNOSED,
+    "mitigated": records.Command.MITIGATED,
+    "resolve": records.Command.RESOLVE,
+    "abort": records.Command.ABORT,
+    "note": records.Command.NOTE,
+    "hint": records.Command.HINT,
+}
+
+
+def command(args: argparse.Namespace) -> int:
+    name = _NAMES[args.command_name]
+    journal = context.journal(args)
+    run = journal.resolve_run(args.run)
+    if not run.state.active:
+        raise errors.ResponseError(f"run {run.run_id} is {run.state.value}; commands go to runs in progress")
+    drill = models.Drill.model_validate(run.definition)
+    if drill.participant(args.actor) is None:
+        names = ", ".join(p.name for p in drill.spec.participants) or "none"
+        raise errors.ResponseError(
+            f"{args.actor!r} is not a participant of {drill.metadata.name} (participants: {names})"
+        )
+    if name is not records.Command.ABORT and run.state is not records.RunState.RESPONDING:
+        raise errors.ResponseError(
+            f"run {run.run_id} is {run.state.value}; {args.command_name} is taken while it is responding"
+        )
+    if name is records.Command.ABORT and run.state in (
+        records.RunState.RESTORING,
+        records.RunState.REPORTING,
+    ):
+        print(f"run {run.run_id} is already {run.state.value}")
+        return 0
+    at = time.time()
+    journal.append(
+        records.Event(
+            run_id=run.run_id,
+            at=at,
+            kind=records.EventKind.COMMAND,
+            name=name.value,
+            actor=args.actor,
+            trigger="drill " + args.command_name,
+            data={"text": args.message} if args.message else {},
+        )
+    )
+    if name is records.Command.ABORT and run.state is not records.RunState.RESPONDING and restoring.process_alive(run):
+        os.kill(run.pid, signal.SIGTERM)  # outside responding the run is not reading commands: same restore path
+    print(f"{args.command_name} recorded for run {run.run_id} as {args.actor} at {iso(at)}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from orchestrator.reporting import reports
+
+    journal = context.journal(args)
+    run = journal.resolve_run(args.run)
+    report = reports.build(journal, run.run_id, now=time.time())
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"run {run.run_id}: {run.state.value}" + (f", outcome {run.outcome.value}" if run.outcome else ""))
+    print(f"drill {run.drill_name} ({run.mode}) on {run.target_key}, started {iso(run.created_at)}")
+    if run.state.active and not restoring.process_alive(run):
+        print(f"! its process (pid {run.pid}) is gone: `drill restore {run.run_id}` restores its automation")
+    for p in report["policies"]:
+        print(f"policy {p['name']}: {p['state']} ({p['detail']})")
+    for t in report["timings"]:
+        shown = durations.format_duration(t["seconds"]) if t["seconds"] is not None else "-"
+        print(f"  {t['name']:<12} {shown}")
+    for e in report["timeline"]:
+        print(f"  {e['at']}  {e['event']:<22} {e['actor']:<22} {e['detail']}".rstrip())
+    if run.report_dir:
+        print(f"report: {run.report_dir}")
+    return 0
+
+
+def runs(args: argparse.Namespace) -> int:
+    journal = context.journal(args)
+    found = journal.list_runs(limit=args.limit)
+    if not found:
+        print(f"no runs yet (journal {journal.path})")
+        return 0
+    for run in found:
+        outcome = run.outcome.value if run.outcome else "-"
+        print(f"{run.run_id:<52} {run.state.value:<11} {outcome:<14} {iso(run.created_at)}")
+    return 0
+
+
+def journal(args: argparse.Namespace) -> int:
+    store = context.journal(args)
+    run = store.resolve_run(args.run)
+    for event in store.events(run.run_id):
+        sys.stdout.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
+    return 0

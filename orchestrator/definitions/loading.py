@@ -1,0 +1,248 @@
+"""Load a drill file: YAML -> typed ``Drill`` plus its Chaos Toolkit experiment, or errors naming file, line, field.
+
+Nothing here mutates anything: loading is what ``drill validate`` does, and what every run does first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from orchestrator import errors
+from orchestrator.definitions import models
+
+_SECRET = re.compile(r"(xox[abposr]-[\w-]+|xapp-[\w-]+|gh[pousr]_\w+|eyJ[\w-]{10,}\.[\w-]+|-----BEGIN [A-Z ]+-----)")
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LoadedDrill:
+    """A valid drill and the experiment it runs, as read from disk."""
+
+    path: Path
+    drill: models.Drill
+    experiment_path: Path
+    experiment: dict[str, Any]
+    raw: dict[str, Any]
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a token or key with ``<redacted>``."""
+    return _SECRET.sub("<redacted>", text)
+
+
+def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            out[child] = key.start_mark.line + 1
+            _line_map(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*path, index), out)
+    return out
+
+
+def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _parse_dotted(text: str) -> Loc:
+    loc: list[str | int] = []
+    for name, index in re.findall(r"([A-Za-z]\w*)|\[(\d+)\]", text):
+        loc.append(name if name else int(index))
+    return tuple(loc)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+        return redact(text) if len(text) <= 60 else f"a {type(value).__name__} of {len(text)} characters"
+    return f"a {type(value).__name__}"
+
+
+def _model_at(loc: Loc) -> type[pydantic.BaseModel] | None:
+    """The model class whose fields live at ``loc`` (aliases), to list the valid names."""
+    current: Any = models.Drill
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+            return None
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return None
+        current = field.annotation
+        for _ in range(3):  # unwrap Optional[...] and list[...]
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if args and not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+                current = args[0]
+    return current if isinstance(current, type) and issubclass(current, pydantic.BaseModel) else None
+
+
+def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _explain(error: Any) -> tuple[Loc, str]:
+    loc: Loc = tuple(error["loc"])
+    kind = error["type"]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "value_error":
+        head, sep, rest = message.partition(": ")
+        if sep and re.fullmatch(r"[A-Za-z][\w.\[\]]*", head) and "'" not in head:
+            return (*loc, *_parse_dotted(head)), rest
+        return loc, message
+    if kind == "missing":
+        return loc, "required field is missing"
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        valid = _field_names(parent) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listing = f" Valid fields here: {', '.join(valid)}." if valid else ""
+        return loc, f"unknown field {str(loc[-1])!r}{hint}{listing}"
+    return loc, f"{message} (got {_describe(error.get('input'))})"
+
+
+def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc, int]) -> errors.DefinitionErrors:
+    found: list[errors.DefinitionError] = []
+    for error in exc.errors():
+        loc, message = _explain(error)
+        # Union/tagged errors repeat the loc with the model name; drop non-alias noise.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in ("Drill",)))
+        found.append(
+            errors.DefinitionError(file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redact(message))
+        )
+    return errors.DefinitionErrors(found)
+
+
+def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int]]:
+    """Read and type-check a drill file; raises DefinitionErrors naming file, line and field."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.DefinitionErrors(
+            [errors.DefinitionError(file=file, field="(file)", message="no such file; check the path")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.DefinitionErrors(
+            [errors.DefinitionError(file=file, field="(file)", message=f"cannot read: {exc}")]
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise errors.DefinitionErrors(
+            [
+                errors.DefinitionError(
+                    file=file,
+                    line=mark.line + 1 if mark is not None else None,
+                    field="(yaml)",
+                    message=f"not valid YAML: {problem}; check indentation and quoting",
+                )
+            ]
+        ) from None
+    if not isinstance(data, dict) or node is None:
+        raise errors.DefinitionErrors(
+            [
+                errors.DefinitionError(
+                    file=file,
+                    line=1,
+                    field="(document)",
+                    message="a drill file is a mapping with apiVersion, kind: Drill, metadata and spec",
+                )
+            ]
+        )
+    lines = _line_map(node)
+    if data.get("kind") != "Drill":
+        raise errors.DefinitionErrors(
+            [
+                errors.DefinitionError(
+                    file=file,
+                    line=_line_for(lines, ("kind",)),
+                    field="kind",
+                    message=f"expected 'Drill', got {_describe(data.get('kind'))}",
+                )
+            ]
+        )
+    if data.get("apiVersion") != models.API_VERSION:
+        raise errors.DefinitionErrors(
+            [
+                errors.DefinitionError(
+                    file=file,
+                    line=_line_for(lines, ("apiVersion",)),
+                    field="apiVersion",
+                    message=f"expected {models.API_VERSION!r}, got {_describe(data.get('apiVersion'))}",
+                )
+            ]
+        )
+    try:
+        drill = models.Drill.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise _definition_errors(file, exc, lines) from None
+    return drill, data, lines
+
+
+def load_drill(path: Path | str) -> LoadedDrill:
+    """Parse a drill and load and validate its experiment with Chaos Toolkit's own validation."""
+    from orchestrator.adapters import chaostoolkit
+
+    path = Path(path)
+    drill, raw, lines = parse_drill(path)
+    file = str(path)
+
+    def fail(loc: Loc, message: str) -> errors.DefinitionErrors:
+        return errors.DefinitionErrors(
+            [errors.DefinitionError(file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redact(message))]
+        )
+
+    exp_loc: Loc = ("spec", "experiment", "path")
+    exp_path = (path.parent / drill.spec.experiment.path).resolve()
+    if not exp_path.is_file():
+        raise fail(exp_loc, f"no experiment at {exp_path}; the path is relative to the drill file")
+    try:
+        experiment = chaostoolkit.load_experiment(exp_path)
+        if drill.spec.experiment.configuration:
+            merged = dict(experiment.get("configuration") or {})
+            merged.update(drill.spec.experiment.configuration)
+            experiment["configuration"] = merged
+        chaostoolkit.validate_experiment(experiment)
+    except errors.ExperimentError as exc:
+        raise fail(exp_loc, f"{exp_path.name}: {exc}") from None
+    if drill.spec.mode is not models.Mode.CHAOS and not experiment.get("steady-state-hypothesis"):
+        raise fail(
+            exp_loc,
+            f"{exp_path.name}: a {drill.spec.mode.value} drill detects mitigation from the experiment's "
+            "steady-state-hypothesis; add one with at least one probe",
+        )
+    if drill.spec.mode is not models.Mode.CHAOS and not experiment.get("method"):
+        raise fail(exp_loc, f"{exp_path.name}: the method is empty, so there is no fault to inject")
+    for index, probe in enumerate(drill.spec.guardrails.abort_when):
+        try:
+            chaostoolkit.validate_activity(probe.activity())
+        except errors.ExperimentError as exc:
+            raise fail(("spec", "guardrails", "abortWhen", index), str(exc)) from None
+    return LoadedDrill(path=path, drill=drill, experiment_path=exp_path, experiment=experiment, raw=raw)

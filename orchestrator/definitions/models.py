@@ -1,0 +1,335 @@
+"""The typed model of a drill file (``kind: Drill``); ``drill schema`` prints its JSON Schema.
+
+Durations are written as people write them (``90s``, ``5m``, ``1h30m``) and stored as seconds.
+Every model forbids unknown fields, so a typo is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from orchestrator import durations
+from orchestrator.definitions import cron
+
+API_VERSION = "drill.dev/v1alpha1"
+POLICY_KINDS = ("sandbox-autorestart",)
+TARGET_KINDS = ("sandbox",)
+
+#: Longest any single timing or run may be: a drill is a working-day exercise.
+MAX_DURATION_S = 24 * 3600.0
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def _seconds(value: object) -> float:
+    seconds = durations.parse_duration(value)
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than 24h, the longest a drill may run")
+    return seconds
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be longer than zero, e.g. 30s")
+    return value
+
+
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {
+                "type": "string",
+                "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$",
+                "examples": ["90s", "5m", "1h30m"],
+            },
+            {"type": "number", "minimum": 0, "description": "seconds"},
+        ]
+    }
+)
+Duration = Annotated[float, BeforeValidator(_seconds), _DURATION_SCHEMA]
+PositiveDuration = Annotated[float, BeforeValidator(_seconds), AfterValidator(_positive), _DURATION_SCHEMA]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+    )
+
+
+class Mode(StrEnum):
+    """How a drill treats automation and people."""
+
+    NO_AUTOMATION = "no-automation"
+    AUTO_RECOVERY = "auto-recovery"
+    CHAOS = "chaos"
+
+
+class Role(StrEnum):
+    RESPONDER = "responder"
+    FACILITATOR = "facilitator"
+    OBSERVER = "observer"
+
+
+class Metadata(_Model):
+    name: str = Field(description="Drill name: lowercase letters, digits and dashes, at most 63 characters.")
+    description: str = ""
+    owner: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > 63 or not _NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid name: use lowercase letters, digits and dashes, e.g. api-outage"
+            )
+        return value
+
+
+class SandboxTarget(_Model):
+    """The built-in local sandbox: a real HTTP service under a real supervisor."""
+
+    kind: Literal["sandbox"]
+    home: str | None = Field(default=None, description="Sandbox state folder; default $DRILL_HOME/sandbox.")
+
+
+class SandboxAutorestartPolicy(_Model):
+    """The sandbox supervisor's auto-restart: suspended = off, restored = back to its prior value."""
+
+    kind: Literal["sandbox-autorestart"]
+    name: str
+    description: str = ""
+
+
+class ExperimentRef(_Model):
+    path: str = Field(description="Chaos Toolkit experiment (JSON or YAML), relative to this drill file.")
+    configuration: dict[str, Any] = Field(
+        default_factory=dict, description="Values merged over the experiment's own configuration."
+    )
+
+
+class Participant(_Model):
+    name: str
+    role: Role
+    slack: str | None = Field(default=None, description="Slack member id, e.g. U024BE7LH.")
+    email: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _PERSON.match(value):
+            raise ValueError(f"{value!r}: use letters, digits, dots, dashes or underscores, e.g. alice")
+        return value
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, value: str | None) -> str | None:
+        if value is not None and not _SLACK_USER.match(value):
+            raise ValueError("a Slack member id looks like U024BE7LH (profile > copy member ID)")
+        return value
+
+
+class Expectations(_Model):
+    """Targets the report compares timings against; all optional."""
+
+    acknowledge: PositiveDuration | None = None
+    diagnose: PositiveDuration | None = None
+    mitigate: PositiveDuration | None = None
+    resolve: PositiveDuration | None = None
+    recover: PositiveDuration | None = Field(
+        default=None,
+        description="auto-recovery drills: the time the automation has to restore the steady state.",
+    )
+
+
+class Detection(_Model):
+    """How the steady state is watched to detect mitigation (or automatic recovery)."""
+
+    interval: PositiveDuration = Field(default=1.0, description="Time between two steady-state checks.")
+    hold_window: Duration = Field(
+        default=10.0, description="The steady state must hold this long to count as mitigated."
+    )
+
+
+class AbortProbe(_Model):
+    """A Chaos Toolkit probe; when its result falls outside ``tolerance`` the drill aborts and restores."""
+
+    name: str
+    provider: dict[str, Any]
+    tolerance: Any
+    type: Literal["probe"] = "probe"
+
+    def activity(self) -> dict[str, Any]:
+        return {"type": "probe", "name": self.name, "provider": self.provider, "tolerance": self.tolerance}
+
+
+class Guardrails(_Model):
+    max_duration: PositiveDuration = Field(
+        default=1800.0, description="Hard cap on the run from suspension; reaching it times out and restores."
+    )
+    abort_when: list[AbortProbe] = Field(default_factory=list)
+    check_interval: PositiveDuration = Field(default=5.0, description="Time between two guardrail checks.")
+
+
+class Hint(_Model):
+    text: str = Field(min_length=1)
+    after: Duration | None = Field(
+        default=None, description="Reveal automatically this long after the fault is active; else on request."
+    )
+
+
+class SlackNotification(_Model):
+    channel: str = Field(description="Channel name (#drills) or id (C0123456).")
+    token_env: str = Field(
+        default="SLACK_BOT_TOKEN", description="Environment variable holding the bot token; never the token."
+    )
+    mention_participants: bool = True
+
+    @field_validator("token_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("name an environment variable (e.g. SLACK_BOT_TOKEN), never paste a token here")
+        return value
+
+
+class Notifications(_Model):
+    slack: SlackNotification | None = None
+
+
+class Blackout(_Model):
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> Blackout:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("blackout times need a timezone, e.g. 2026-12-24T00:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("a blackout must end after it starts")
+        return self
+
+
+class Schedule(_Model):
+    cron: str = Field(description="Five-field cron, e.g. '0 10 1 */3 *' (quarterly, 10:00).")
+    timezone: str = "UTC"
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return cron.validate_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Paris or UTC") from exc
+        return value
+
+
+class Spec(_Model):
+    mode: Mode
+    target: SandboxTarget
+    policies: list[SandboxAutorestartPolicy] = Field(default_factory=list)
+    experiment: ExperimentRef
+    failure_mode: str | None = Field(default=None, description="Catalog id of the failure mode this drill exercises.")
+    participants: list[Participant] = Field(default_factory=list)
+    expectations: Expectations = Field(default_factory=Expectations)
+    detection: Detection = Field(default_factory=Detection)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    hints: list[Hint] = Field(default_factory=list)
+    notifications: Notifications = Field(default_factory=Notifications)
+    schedule: Schedule | None = None
+    blackouts: list[Blackout] = Field(default_factory=list)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_kind(cls, value: object) -> object:
+        if isinstance(value, dict) and value.get("kind") not in TARGET_KINDS:
+            raise ValueError(f"unknown target kind {value.get('kind')!r}; supported: {', '.join(TARGET_KINDS)}")
+        return value
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _policy_kinds(cls, value: object) -> object:
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict) and item.get("kind") not in POLICY_KINDS:
+                    raise ValueError(
+                        f"policies[{index}]: unknown policy kind {item.get('kind')!r}; "
+                        f"supported: {', '.join(POLICY_KINDS)}"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        names = [p.name for p in self.participants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"participants: duplicate name(s) {', '.join(dupes)}; list each person once")
+        policy_names = [p.name for p in self.policies]
+        dupes = sorted({n for n in policy_names if policy_names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"policies: duplicate name(s) {', '.join(dupes)}; give each policy its own name")
+        if self.mode is Mode.NO_AUTOMATION:
+            if not self.policies:
+                raise ValueError("policies: a no-automation drill suspends at least one policy")
+            if not any(p.role is Role.RESPONDER for p in self.participants):
+                raise ValueError("participants: a no-automation drill needs at least one responder")
+        if self.mode is Mode.AUTO_RECOVERY:
+            if self.policies:
+                raise ValueError("policies: an auto-recovery drill leaves automation on; remove the policies")
+            if self.expectations.recover is None:
+                raise ValueError("expectations.recover: an auto-recovery drill needs a recovery target, e.g. 30s")
+        for index, hint in enumerate(self.hints):
+            if hint.after is not None and hint.after >= self.guardrails.max_duration:
+                raise ValueError(f"hints[{index}].after: must come before guardrails.maxDuration")
+        if self.detection.hold_window >= self.guardrails.max_duration:
+            raise ValueError("detection.holdWindow: must be shorter than guardrails.maxDuration")
+        return self
+
+
+class Drill(_Model):
+    """A drill definition: ``apiVersion``, ``kind: Drill``, ``metadata``, ``spec``."""
+
+    api_version: Literal["drill.dev/v1alpha1"]
+    kind: Literal["Drill"]
+    metadata: Metadata
+    spec: Spec
+
+    def participant(self, name: str) -> Participant | None:
+        return next((p for p in self.spec.participants if p.name == name), None)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a drill file, by alias (the names written in YAML)."""
+    schema = Drill.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "drill definition"
+    return schema

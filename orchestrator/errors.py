@@ -1,0 +1,82 @@
+"""The errors drill raises, one hierarchy for the whole package.
+
+    DrillError                      base: every error a user can see
+    +-- DefinitionError             a drill definition is invalid (file, line, field, fix)
+    |   +-- DefinitionErrors        several DefinitionError at once, from one file
+    +-- PreflightError              a check before any mutation failed; nothing was changed
+    +-- TargetError                 the target (sandbox, cluster) refused or is unreachable
+    +-- PolicyError                 a suspender could not snapshot/suspend/restore/verify
+    |   +-- RestoreVerificationError  a restore did not read back as the original value
+    +-- ExperimentError             Chaos Toolkit could not load, validate or run an activity
+    +-- JournalError                the journal could not be read or written
+    |   +-- RunNotFoundError        no run with that id (or no active run)
+    +-- ResponseError               a responder command is not valid for this run now
+
+Adapters translate their dependency's exceptions into these with ``raise ... from``,
+so the CLI can print one clear line and never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DrillError(Exception):
+    """Base of every error drill reports to a user."""
+
+
+class DefinitionError(DrillError):
+    """A drill definition is invalid: names the file, line, field and what would be valid."""
+
+    def __init__(self, *, file: str, field: str, message: str, line: int | None = None) -> None:
+        self.file = file
+        self.field = field
+        self.message = message
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {field}: {message}")
+
+
+class DefinitionErrors(DrillError):  # noqa: N818 (a collection of DefinitionError)
+    """All the problems found in one definition file."""
+
+    def __init__(self, errors: Sequence[DefinitionError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class PreflightError(DrillError):
+    """A preflight check failed; nothing was mutated."""
+
+    def __init__(self, failures: Sequence[str]) -> None:
+        self.failures = list(failures)
+        lines = "\n".join(f"  - {f}" for f in self.failures)
+        super().__init__(f"preflight failed, nothing was changed:\n{lines}")
+
+
+class TargetError(DrillError):
+    """The target refused a request or cannot be reached."""
+
+
+class PolicyError(DrillError):
+    """A suspender could not snapshot, suspend, restore or verify a policy."""
+
+
+class RestoreVerificationError(PolicyError):
+    """A restored policy did not read back as its original value."""
+
+
+class ExperimentError(DrillError):
+    """Chaos Toolkit could not load, validate or run part of an experiment."""
+
+
+class JournalError(DrillError):
+    """The journal could not be read or written."""
+
+
+class RunNotFoundError(JournalError):
+    """No run matches the id given (or no run is active)."""
+
+
+class ResponseError(DrillError):
+    """A responder command is not valid for this run now."""

@@ -1,0 +1,1 @@
+"""The run journal: append-only, write-ahead, on disk step by step."""

@@ -1,0 +1,1 @@
+"""Planning: what a run would do, computed by reading only."""

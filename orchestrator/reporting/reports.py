@@ -1,0 +1,148 @@
+"""The per-run report: JSON (canonical) and Markdown, written into the archive as ``<archive>/<run-id>/``.
+
+The report is computed from the journal only (run record, events, suspensions), never from
+the engine's memory, so ``drill restore`` after a crash can write the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from orchestrator import durations, records, timings
+from orchestrator.clock import iso
+from orchestrator.definitions import models
+from orchestrator.journal import base as journal_base
+
+SCHEMA_VERSION = 1
+
+
+def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dict[str, Any]:
+    """The canonical report document of one run."""
+    run = journal.get_run(run_id)
+    drill = models.Drill.model_validate(run.definition)
+    spec = drill.spec
+    events = journal.events(run_id)
+    timeline = sorted((e for e in events if e.kind is records.EventKind.TIMELINE), key=lambda e: e.at)
+    transitions = [e for e in events if e.kind is records.EventKind.TRANSITION]
+    ended_at = next((e.at for e in transitions if e.name in ("restoring", "aborting")), None)
+    expectations = spec.expectations.model_dump()
+    computed = timings.compute(timeline, mode=run.mode, ended_at=ended_at, expectations=expectations)
+    abort = next((e for e in timeline if e.name == records.TimelineKind.ABORTED.value), None)
+    suspensions = journal.suspensions(run_id)
+    policy_events = {
+        (e.data.get("policy"), e.name): e for e in events if e.kind is records.EventKind.ACTION and "policy" in e.data
+    }
+    policies = []
+    for s in suspensions:
+        suspended = policy_events.get((s.policy, "suspend"))
+        restored = policy_events.get((s.policy, "restore"))
+        policies.append(
+            {
+                "name": s.policy,
+                "kind": s.kind,
+                "prior": s.prior,
+                "suspended_at": iso(suspended.at) if suspended else None,
+                "suspension_verified": bool(suspended and suspended.data.get("verified")),
+                "restored_at": iso(restored.at) if restored else None,
+                "restore_verified": s.state is records.SuspensionState.RESTORED,
+                "state": s.state.value,
+                "detail": s.detail,
+            }
+        )
+    hints = [e for e in timeline if e.name == records.TimelineKind.HINT.value]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run.run_id,
+        "drill": run.drill_name,
+        "drill_path": run.drill_path,
+        "description": drill.metadata.description,
+        "mode": run.mode,
+        "failure_mode": spec.failure_mode,
+        "target": run.target_key,
+        "state": run.state.value,
+        "outcome": run.outcome.value if run.outcome else None,
+        "abort_reason": abort.data.get("reason") if abort else None,
+        "started_at": iso(run.created_at),
+        "ended_at": iso(transitions[-1].at) if transitions else None,
+        "generated_at": iso(now),
+        "participants": [{"name": p.name, "role": p.role.value} for p in spec.participants],
+        "timings": [
+            {
+                "name": t.name,
+                "seconds": None if t.seconds is None else round(t.seconds, 3),
+                "censored": t.censored,
+                "lower_bound_s": None if t.lower_bound_s is None else round(t.lower_bound_s, 3),
+                "expected_s": t.expected_s,
+                "met": t.met,
+            }
+            for t in computed
+        ],
+        "hints_used": len(hints),
+        "policies": policies,
+        "timeline": [{"at": iso(e.at), "event": e.name, "actor": e.actor, "detail": describe(e)} for e in timeline],
+        "notes": [
+            {"at": iso(e.at), "actor": e.actor, "text": e.data.get("text", "")}
+            for e in timeline
+            if e.name == records.TimelineKind.NOTE.value
+        ],
+    }
+
+
+def describe(event: records.Event) -> str:
+    """One line of detail for a timeline event."""
+    data = event.data
+    for key in ("text", "reason", "detail", "method"):
+        if data.get(key):
+            return str(data[key])
+    if "restored" in data:
+        restored = ", ".join(data["restored"]) or "nothing"
+        failed = ", ".join(data.get("failed") or [])
+        return f"restored: {restored}" + (f"; FAILED: {failed}" if failed else "")
+    if "participants" in data:
+        return f"{data.get('channel', '?')}: {', '.join(data['participants'])}"
+    if "hold_window_s" in data:
+        return f"steady state held for {data['hold_window_s']:g}s from this moment"
+    return ""
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("orchestrator.reporting", "templates"),
+        autoescape=False,  # Markdown, not HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["duration"] = durations.format_duration
+    return env
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    return _environment().get_template("run.md.j2").render(r=report)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def write_run_report(journal: journal_base.JournalStore, run_id: str, archive: Path, *, now: float) -> Path:
+    """Write report.json, report.md and journal.jsonl into ``archive/run_id``; returns that folder."""
+    folder = archive / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    report = build(journal, run_id, now=now)
+    _atomic_write(folder / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
+    _atomic_write(folder / "report.md", render_markdown(report))
+    journal.export_jsonl(run_id, folder / "journal.jsonl")
+    return folder

@@ -1,0 +1,1 @@
+"""Running a drill: preflight, suspend, inject, respond, restore, report — an explicit state machine."""

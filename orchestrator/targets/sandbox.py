@@ -1,0 +1,56 @@
+"""The local sandbox as a drill target."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors
+from orchestrator.policies import base
+from orchestrator.policies import sandbox as sandbox_policy
+from orchestrator.sandbox import control
+
+
+class SandboxTarget:
+    def __init__(self, home: Path) -> None:
+        self.home = home.resolve()
+        self.key = f"sandbox:{self.home}"
+        self.client = control.SandboxClient(self.home)
+
+    def check_reachable(self) -> str | None:
+        try:
+            self.client.status()
+        except control.SandboxError as exc:
+            return f"sandbox unreachable: {exc}"
+        return None
+
+    def check_permissions(self) -> str | None:
+        if not os.access(self.home, os.W_OK):
+            return f"no write access to the sandbox folder {self.home}"
+        return None
+
+    def experiment_vars(self) -> dict[str, Any]:
+        vars_: dict[str, Any] = {"sandbox_home": str(self.home)}
+        with contextlib.suppress(control.SandboxError):
+            vars_["sandbox_url"] = self.client.status().url
+        return vars_
+
+    def suspender(self, kind: str, name: str) -> base.Suspender:
+        if kind != sandbox_policy.SandboxAutorestart.kind:
+            raise errors.PolicyError(f"policy kind {kind!r} does not apply to the sandbox target")
+        return sandbox_policy.SandboxAutorestart(self.client, name=name)
+
+    def marked(self) -> list[base.Marker]:
+        status = self.client.status()
+        text = status.annotations.get(base.MARKER_KEY)
+        marker = base.Marker.from_json(text) if text else None
+        return [marker] if marker else []
+
+    def simulate_mitigation(self) -> str:
+        try:
+            self.client.restart_service()
+        except control.SandboxError as exc:
+            raise errors.TargetError(f"cannot restart the sandbox service: {exc}") from exc
+        return "ran `drill sandbox restart`"
