@@ -56,7 +56,7 @@ def validate_experiment(experiment: Mapping[str, Any]) -> None:
         ensure_experiment_is_valid(dict(experiment))
     except chaos_exceptions.ChaosException as exc:
         raise errors.ExperimentError(f"invalid experiment: {exc}") from exc
-    except (TypeError, KeyError, AttributeError) as exc:
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise errors.ExperimentError(f"invalid experiment: malformed structure ({exc})") from exc
 
 
@@ -66,6 +66,8 @@ def validate_activity(activity: Mapping[str, Any]) -> None:
         ensure_activity_is_valid(dict(activity))
     except chaos_exceptions.ChaosException as exc:
         raise errors.ExperimentError(f"invalid probe: {exc}") from exc
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise errors.ExperimentError(f"invalid probe: malformed structure ({exc})") from exc
 
 
 @dataclass(frozen=True)

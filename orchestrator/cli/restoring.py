@@ -20,7 +20,7 @@ def _finish(args: argparse.Namespace, run: records.RunRecord, reason: str) -> re
     if run.state.active:
         archive = context.paths(args).archive
         folder = reports.write_run_report(journal, run.run_id, archive, now=clock.now())
-        outcome = run.outcome or records.Outcome.ABORTED
+        outcome = run.outcome or recovery.outcome_from_timeline(journal, run)
         journal.finish(run.run_id, outcome=outcome, report_dir=str(folder), at=clock.now())
         reports.write_run_report(journal, run.run_id, archive, now=clock.now())
         journal.set_state(

@@ -66,6 +66,21 @@ def _dotted(loc: Loc) -> str:
     return text or "(document)"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML forbids them and the last one would silently win."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (the last one would silently win)", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse_dotted(text: str) -> Loc:
     loc: list[str | int] = []
     for name, index in re.findall(r"([A-Za-z]\w*)|\[(\d+)\]", text):
@@ -109,7 +124,7 @@ def _explain(error: Any) -> tuple[Loc, str]:
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
         head, sep, rest = message.partition(": ")
-        if sep and re.fullmatch(r"[A-Za-z][\w.\[\]]*", head) and "'" not in head:
+        if sep and re.fullmatch(r"[A-Za-z\[][\w.\[\]]*", head):
             return (*loc, *_parse_dotted(head)), rest
         return loc, message
     if kind == "missing":
@@ -128,8 +143,8 @@ def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc
     found: list[errors.DefinitionError] = []
     for error in exc.errors():
         loc, message = _explain(error)
-        # Union/tagged errors repeat the loc with the model name; drop non-alias noise.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p[:1].isupper() and p not in ("Drill",)))
+        # Validator wrappers can add internal tags such as 'function-after[...]' to the loc; drop those.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         found.append(
             errors.DefinitionError(file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redact(message))
         )
@@ -151,7 +166,7 @@ def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int
         ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -226,6 +241,8 @@ def load_drill(path: Path | str) -> LoadedDrill:
     try:
         experiment = chaostoolkit.load_experiment(exp_path)
         if drill.spec.experiment.configuration:
+            if not isinstance(experiment.get("configuration") or {}, dict):
+                raise errors.ExperimentError("invalid experiment: its configuration must be a mapping")
             merged = dict(experiment.get("configuration") or {})
             merged.update(drill.spec.experiment.configuration)
             experiment["configuration"] = merged

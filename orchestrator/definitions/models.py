@@ -280,10 +280,13 @@ class Spec(_Model):
     def _policy_kinds(cls, value: object) -> object:
         if isinstance(value, list):
             for index, item in enumerate(value):
+                if isinstance(item, dict) and "kind" not in item:
+                    raise ValueError(
+                        f"[{index}].kind: required field is missing; supported kinds: {', '.join(POLICY_KINDS)}"
+                    )
                 if isinstance(item, dict) and item.get("kind") not in POLICY_KINDS:
                     raise ValueError(
-                        f"policies[{index}]: unknown policy kind {item.get('kind')!r}; "
-                        f"supported: {', '.join(POLICY_KINDS)}"
+                        f"[{index}].kind: unknown policy kind {item.get('kind')!r}; supported: {', '.join(POLICY_KINDS)}"
                     )
         return value
 

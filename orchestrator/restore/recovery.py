@@ -52,6 +52,8 @@ def finish_orphaned_run(
     if run.state.active and run.state not in (S.ABORTING, S.RESTORING, S.REPORTING):
         _timeline(journal, run.run_id, clock.now(), TL.ABORTED, actor, reason=reason)
         journal.set_state(run.run_id, S.ABORTING, actor=actor, trigger=trigger, at=clock.now())
+    elif run.state.active:
+        _timeline(journal, run.run_id, clock.now(), TL.NOTE, actor, text=f"the run stopped while {run.state.value}; {reason}")
     if run.state.active:
         journal.set_state(run.run_id, S.RESTORING, actor=actor, trigger=trigger, at=clock.now())
     if needs_rollback(journal, run.run_id):
@@ -99,3 +101,17 @@ def finish_orphaned_run(
     if run.state.active:
         journal.set_state(run.run_id, S.REPORTING, actor=actor, trigger=trigger, at=clock.now())
     return report
+
+
+def outcome_from_timeline(journal: journal_base.JournalStore, run: records.RunRecord) -> records.Outcome:
+    """The outcome of a run finished by ``drill restore``, from what its timeline shows."""
+    names = {e.name for e in journal.events(run.run_id, kinds=[records.EventKind.TIMELINE])}
+    if TL.ABORTED.value in names:
+        return records.Outcome.ABORTED
+    if TL.TIMED_OUT.value in names:
+        return records.Outcome.NOT_RECOVERED if run.mode == "auto-recovery" else records.Outcome.TIMED_OUT
+    if run.mode == "auto-recovery" and TL.STEADY_STATE_RESTORED.value in names:
+        return records.Outcome.RECOVERED
+    if run.mode == "no-automation" and TL.RESOLVED.value in names:
+        return records.Outcome.WITH_HINTS if TL.HINT.value in names else records.Outcome.UNAIDED
+    return records.Outcome.ABORTED

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, import layers, then pytest (unit, end-to-end on the sandbox,
+# integration against the Go-built Kubernetes control plane, which is built or reused from cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== ruff"
+.venv/bin/ruff check orchestrator tests scripts
+.venv/bin/ruff format --check orchestrator tests scripts
+echo "== mypy (strict on orchestrator/)"
+.venv/bin/mypy
+echo "== import layers"
+.venv/bin/lint-imports
+echo "== test control plane"
+bash tests/cluster/cluster.sh start
+trap 'bash tests/cluster/cluster.sh stop' EXIT
+echo "== pytest"
+.venv/bin/pytest "$@"

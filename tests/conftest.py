@@ -1,0 +1,114 @@
+"""Fixtures shared by every test folder: an isolated drill home, a real sandbox, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orchestrator.sandbox import control
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "drills" / "examples"
+NO_AUTOMATION = EXAMPLES / "sandbox-no-automation.yaml"
+AUTO_RECOVERY = EXAMPLES / "sandbox-auto-recovery.yaml"
+
+
+@dataclass(frozen=True)
+class DrillEnv:
+    """An isolated drill home and archive, with the environment that points the CLI at them."""
+
+    home: Path
+    archive: Path
+
+    @property
+    def sandbox_home(self) -> Path:
+        return self.home / "sandbox"
+
+    @property
+    def hooks_dir(self) -> Path:
+        return self.home / "hooks"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(DRILL_HOME=str(self.home), DRILL_ARCHIVE=str(self.archive), PYTHONUNBUFFERED="1")
+        env.pop("DRILL_TEST_PAUSE_AT", None)
+        env.update(extra)
+        return env
+
+
+@pytest.fixture
+def drill_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrillEnv:
+    env = DrillEnv(home=tmp_path / "home", archive=tmp_path / "archive")
+    monkeypatch.setenv("DRILL_HOME", str(env.home))
+    monkeypatch.setenv("DRILL_ARCHIVE", str(env.archive))
+    monkeypatch.delenv("DRILL_TEST_PAUSE_AT", raising=False)
+    return env
+
+
+@pytest.fixture
+def sandbox(drill_env: DrillEnv) -> Iterator[control.SandboxClient]:
+    """A real sandbox (supervisor + HTTP service) in the test's drill home; stopped afterwards."""
+    control.start_sandbox(drill_env.sandbox_home, restart_delay_s=0.3)
+    client = control.SandboxClient(drill_env.sandbox_home)
+    try:
+        yield client
+    finally:
+        control.stop_sandbox(drill_env.sandbox_home)
+
+
+def drill_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.cli.main", *args]
+
+
+@pytest.fixture
+def run_drill(drill_env: DrillEnv) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the drill CLI to completion in a subprocess (bounded)."""
+
+    def run(*args: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            drill_cmd(*args), capture_output=True, text=True, timeout=timeout, env=drill_env.env(**env), cwd=REPO
+        )
+
+    return run
+
+
+def wait_for(predicate: Callable[[], object], *, timeout_s: float, what: str, interval_s: float = 0.05) -> object:
+    """Poll ``predicate`` until truthy, at most ``timeout_s``; fail the test saying what was awaited."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def read_report(report_dir: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    return data
+
+
+def journal_rows(home: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Rows from the journal at ``home`` ([] while it does not exist yet); read-only, connection closed."""
+    import contextlib
+    import sqlite3
+
+    db = home / "journal.db"
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as conn:
+        try:
+            return list(conn.execute(sql, params).fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
