@@ -120,6 +120,38 @@ class Event:
         }
 
 
+def action(
+    run_id: str,
+    at: float,
+    name: str,
+    *,
+    actor: str,
+    trigger: str,
+    expected: str = "",
+    actual: str = "",
+    duration_s: float | None = None,
+    **data: Any,
+) -> Event:
+    """An automated action's event: what was expected, what happened, how long it took."""
+    return Event(
+        run_id=run_id,
+        at=at,
+        kind=EventKind.ACTION,
+        name=name,
+        actor=actor,
+        trigger=trigger,
+        expected=expected,
+        actual=actual,
+        duration_s=duration_s,
+        data=dict(data),
+    )
+
+
+def timeline(run_id: str, at: float, kind: TimelineKind, *, actor: str, **data: Any) -> Event:
+    """A human-facing timeline event."""
+    return Event(run_id=run_id, at=at, kind=EventKind.TIMELINE, name=kind.value, actor=actor, data=dict(data))
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str

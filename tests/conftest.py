@@ -74,7 +74,13 @@ def run_drill(drill_env: DrillEnv) -> Callable[..., subprocess.CompletedProcess[
 
     def run(*args: str, timeout: float = 120.0, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            drill_cmd(*args), capture_output=True, text=True, timeout=timeout, env=drill_env.env(**env), cwd=REPO
+            drill_cmd(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=drill_env.env(**env),
+            cwd=REPO,
+            check=False,
         )
 
     return run

@@ -72,7 +72,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r} (the last one would silently win)", key_node.start_mark
@@ -151,69 +151,38 @@ def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc
     return errors.DefinitionErrors(found)
 
 
+def _single(file: str, field: str, message: str, line: int | None = None) -> errors.DefinitionErrors:
+    return errors.DefinitionErrors([errors.DefinitionError(file=file, line=line, field=field, message=redact(message))])
+
+
 def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int]]:
     """Read and type-check a drill file; raises DefinitionErrors naming file, line and field."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise errors.DefinitionErrors(
-            [errors.DefinitionError(file=file, field="(file)", message="no such file; check the path")]
-        ) from None
+        raise _single(file, "(file)", "no such file; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise errors.DefinitionErrors(
-            [errors.DefinitionError(file=file, field="(file)", message=f"cannot read: {exc}")]
-        ) from None
+        raise _single(file, "(file)", f"cannot read: {exc}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise errors.DefinitionErrors(
-            [
-                errors.DefinitionError(
-                    file=file,
-                    line=mark.line + 1 if mark is not None else None,
-                    field="(yaml)",
-                    message=f"not valid YAML: {problem}; check indentation and quoting",
-                )
-            ]
-        ) from None
+        line = mark.line + 1 if mark is not None else None
+        raise _single(file, "(yaml)", f"not valid YAML: {problem}; check indentation and quoting", line) from None
     if not isinstance(data, dict) or node is None:
-        raise errors.DefinitionErrors(
-            [
-                errors.DefinitionError(
-                    file=file,
-                    line=1,
-                    field="(document)",
-                    message="a drill file is a mapping with apiVersion, kind: Drill, metadata and spec",
-                )
-            ]
+        raise _single(
+            file, "(document)", "a drill file is a mapping with apiVersion, kind: Drill, metadata and spec", 1
         )
     lines = _line_map(node)
     if data.get("kind") != "Drill":
-        raise errors.DefinitionErrors(
-            [
-                errors.DefinitionError(
-                    file=file,
-                    line=_line_for(lines, ("kind",)),
-                    field="kind",
-                    message=f"expected 'Drill', got {_describe(data.get('kind'))}",
-                )
-            ]
-        )
+        message = f"expected 'Drill', got {_describe(data.get('kind'))}"
+        raise _single(file, "kind", message, _line_for(lines, ("kind",)))
     if data.get("apiVersion") != models.API_VERSION:
-        raise errors.DefinitionErrors(
-            [
-                errors.DefinitionError(
-                    file=file,
-                    line=_line_for(lines, ("apiVersion",)),
-                    field="apiVersion",
-                    message=f"expected {models.API_VERSION!r}, got {_describe(data.get('apiVersion'))}",
-                )
-            ]
-        )
+        message = f"expected {models.API_VERSION!r}, got {_describe(data.get('apiVersion'))}"
+        raise _single(file, "apiVersion", message, _line_for(lines, ("apiVersion",)))
     try:
         drill = models.Drill.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -230,9 +199,7 @@ def load_drill(path: Path | str) -> LoadedDrill:
     file = str(path)
 
     def fail(loc: Loc, message: str) -> errors.DefinitionErrors:
-        return errors.DefinitionErrors(
-            [errors.DefinitionError(file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redact(message))]
-        )
+        return _single(file, _dotted(loc), message, _line_for(lines, loc))
 
     exp_loc: Loc = ("spec", "experiment", "path")
     exp_path = (path.parent / drill.spec.experiment.path).resolve()

@@ -286,7 +286,8 @@ class Spec(_Model):
                     )
                 if isinstance(item, dict) and item.get("kind") not in POLICY_KINDS:
                     raise ValueError(
-                        f"[{index}].kind: unknown policy kind {item.get('kind')!r}; supported: {', '.join(POLICY_KINDS)}"
+                        f"[{index}].kind: unknown policy kind {item.get('kind')!r}; "
+                        f"supported: {', '.join(POLICY_KINDS)}"
                     )
         return value
 

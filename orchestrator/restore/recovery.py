@@ -19,16 +19,7 @@ TL = records.TimelineKind
 
 
 def _timeline(journal: journal_base.JournalStore, run_id: str, at: float, kind: TL, actor: str, **data: object) -> None:
-    journal.append(
-        records.Event(
-            run_id=run_id,
-            at=at,
-            kind=records.EventKind.TIMELINE,
-            name=kind.value,
-            actor=actor,
-            data=dict(data),
-        )
-    )
+    journal.append(records.timeline(run_id, at, kind, actor=actor, **data))
 
 
 def needs_rollback(journal: journal_base.JournalStore, run_id: str) -> bool:
@@ -53,7 +44,9 @@ def finish_orphaned_run(
         _timeline(journal, run.run_id, clock.now(), TL.ABORTED, actor, reason=reason)
         journal.set_state(run.run_id, S.ABORTING, actor=actor, trigger=trigger, at=clock.now())
     elif run.state.active:
-        _timeline(journal, run.run_id, clock.now(), TL.NOTE, actor, text=f"the run stopped while {run.state.value}; {reason}")
+        _timeline(
+            journal, run.run_id, clock.now(), TL.NOTE, actor, text=f"the run stopped while {run.state.value}; {reason}"
+        )
     if run.state.active:
         journal.set_state(run.run_id, S.RESTORING, actor=actor, trigger=trigger, at=clock.now())
     if needs_rollback(journal, run.run_id):
@@ -70,17 +63,16 @@ def finish_orphaned_run(
             ok, summary = False, str(exc)
         now = clock.now()
         journal.append(
-            records.Event(
-                run_id=run.run_id,
-                at=now,
-                kind=records.EventKind.ACTION,
-                name="rollback",
+            records.action(
+                run.run_id,
+                now,
+                "rollback",
                 actor=actor,
                 trigger=trigger,
                 expected="fault rolled back",
                 actual=summary,
                 duration_s=now - started,
-                data={"ok": ok},
+                ok=ok,
             )
         )
         if ok:

@@ -33,30 +33,6 @@ class RestoreReport:
         return not self.failed
 
 
-def _event(
-    run_id: str,
-    at: float,
-    name: str,
-    *,
-    actor: str,
-    trigger: str,
-    expected: str = "",
-    actual: str = "",
-    **data: object,
-) -> records.Event:
-    return records.Event(
-        run_id=run_id,
-        at=at,
-        kind=records.EventKind.ACTION,
-        name=name,
-        actor=actor,
-        trigger=trigger,
-        expected=expected,
-        actual=actual,
-        data=dict(data),
-    )
-
-
 def restore_suspension(
     journal: journal_base.JournalStore,
     suspension: records.SuspensionRecord,
@@ -76,7 +52,7 @@ def restore_suspension(
         SS.RESTORING,
         at=started,
         detail="restore intended",
-        event=_event(
+        event=records.action(
             suspension.run_id,
             started,
             "restore.intent",
@@ -102,17 +78,17 @@ def restore_suspension(
         SS.RESTORED if verified else SS.FAILED,
         at=done,
         detail=detail,
-        event=records.Event(
-            run_id=suspension.run_id,
-            at=done,
-            kind=records.EventKind.ACTION,
-            name="restore",
+        event=records.action(
+            suspension.run_id,
+            done,
+            "restore",
             actor=actor,
             trigger=trigger,
             expected=suspender.describe(suspension.prior),
             actual=("verified: " if verified else "NOT VERIFIED: ") + detail,
             duration_s=done - started,
-            data={"policy": suspension.policy, "verified": verified},
+            policy=suspension.policy,
+            verified=verified,
         ),
     )
     return verified
@@ -140,7 +116,7 @@ def restore_run(
         except errors.DrillError as exc:
             ok = False
             journal.append(
-                _event(run_id, clock.now(), "restore", actor=actor, trigger=trigger, actual=f"FAILED: {exc}")
+                records.action(run_id, clock.now(), "restore", actor=actor, trigger=trigger, actual=f"FAILED: {exc}")
             )
         (report.restored if ok else report.failed).append(label)
     return report

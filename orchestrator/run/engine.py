@@ -121,33 +121,23 @@ class Engine:
     ) -> records.Event:
         now = self.clock.now()
         return self.record(
-            records.Event(
-                run_id=self.run_id,
-                at=now,
-                kind=records.EventKind.ACTION,
-                name=name,
+            records.action(
+                self.run_id,
+                now,
+                name,
                 actor="drill",
                 trigger=trigger,
                 expected=expected,
                 actual=actual,
                 duration_s=now - started,
-                data=dict(data),
+                **data,
             )
         )
 
     def timeline(
         self, kind: records.TimelineKind, *, actor: str = "drill", at: float | None = None, **data: object
     ) -> None:
-        self.record(
-            records.Event(
-                run_id=self.run_id,
-                at=self.clock.now() if at is None else at,
-                kind=records.EventKind.TIMELINE,
-                name=kind.value,
-                actor=actor,
-                data=dict(data),
-            )
-        )
+        self.record(records.timeline(self.run_id, self.clock.now() if at is None else at, kind, actor=actor, **data))
 
     def request_abort(self, reason: str) -> None:
         if self.abort_reason is None:
@@ -248,16 +238,17 @@ class Engine:
                     updated_at=started,
                     detail="suspend intended",
                 ),
-                records.Event(
-                    run_id=self.run_id,
-                    at=started,
-                    kind=records.EventKind.ACTION,
-                    name="suspend.intent",
+                records.action(
+                    self.run_id,
+                    started,
+                    "suspend.intent",
                     actor="drill",
                     trigger="suspending",
                     expected=suspender.describe(suspender.suspended_value()),
                     actual="intent recorded",
-                    data={"policy": policy.name, "prior": prior, "deadline_at": self.deadline_at},
+                    policy=policy.name,
+                    prior=prior,
+                    deadline_at=self.deadline_at,
                 ),
             )
             suspender.suspend(marker)
@@ -270,17 +261,17 @@ class Engine:
                 records.SuspensionState.SUSPENDED,
                 at=now,
                 detail="verified" if verified else "not verified",
-                event=records.Event(
-                    run_id=self.run_id,
-                    at=now,
-                    kind=records.EventKind.ACTION,
-                    name="suspend",
+                event=records.action(
+                    self.run_id,
+                    now,
+                    "suspend",
                     actor="drill",
                     trigger="suspending",
                     expected=suspender.describe(suspender.suspended_value()),
                     actual=("verified: " if verified else "NOT VERIFIED: ") + suspender.describe(suspender.snapshot()),
                     duration_s=now - started,
-                    data={"policy": policy.name, "verified": verified},
+                    policy=policy.name,
+                    verified=verified,
                 ),
             )
             if not verified:

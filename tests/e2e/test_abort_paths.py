@@ -138,7 +138,15 @@ def test_human_commands_from_another_terminal_are_timed(
     assert report["outcome"] == "with hints"
     assert report["hints_used"] == 1
     events = [e["event"] for e in report["timeline"]]  # type: ignore[attr-defined]
-    for expected in ("fault-active", "notified", "acknowledged", "hint", "diagnosed", "steady-state-restored", "resolved"):
+    for expected in (
+        "fault-active",
+        "notified",
+        "acknowledged",
+        "hint",
+        "diagnosed",
+        "steady-state-restored",
+        "resolved",
+    ):
         assert expected in events
     assert {n["text"] for n in report["notes"]} == {"good call"}  # type: ignore[attr-defined]
     timings = {t["name"]: t["seconds"] for t in report["timings"]}  # type: ignore[attr-defined]

@@ -22,7 +22,12 @@ def test_demo_reports_the_simulated_timings_and_leaves_auto_restart_on(
     drill_env: DrillEnv, run_drill: Callable[..., CompletedProcess[str]]
 ) -> None:
     try:
-        done = run_drill("demo", "--plain", "--auto-respond", f"ack={ACK}s,diagnose={DIAGNOSE}s,mitigate={MITIGATE}s,resolve={RESOLVE}s")
+        done = run_drill(
+            "demo",
+            "--plain",
+            "--auto-respond",
+            f"ack={ACK}s,diagnose={DIAGNOSE}s,mitigate={MITIGATE}s,resolve={RESOLVE}s",
+        )
         assert done.returncode == 0, done.stderr + done.stdout
         match = re.search(r"^report: (.+)/report\.md$", done.stdout, re.M)
         assert match, done.stdout

@@ -68,7 +68,10 @@ def test_intent_is_visible_to_another_process_before_the_call_returns(tmp_path: 
     journal = sqlite.SqliteJournal(db)
     journal.create_run(_run())
     journal.record_intent(_suspension(), _event(name="suspend.intent"))
-    reader = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('SELECT state, prior FROM suspensions').fetchall()); c.close()"
+    reader = (
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('SELECT state, prior FROM suspensions').fetchall()); c.close()"
+    )
     out = subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True, check=True).stdout
     journal.close()
     assert out.strip() == str([("intended", json.dumps({"autorestart": True}, sort_keys=True))])

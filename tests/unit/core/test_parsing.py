@@ -63,7 +63,13 @@ def test_autorespond_steps_sorted() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "at least one"), ("ack", "KEY=DURATION"), ("wave=1s", "KEY=DURATION"), ("ack=1s,ack=2s", "twice"), ("ack=-1s", "negative")],
+    [
+        ("", "at least one"),
+        ("ack", "KEY=DURATION"),
+        ("wave=1s", "KEY=DURATION"),
+        ("ack=1s,ack=2s", "twice"),
+        ("ack=-1s", "negative"),
+    ],
 )
 def test_autorespond_errors(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

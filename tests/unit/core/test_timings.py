@@ -24,7 +24,10 @@ def test_no_automation_timings_follow_their_definitions() -> None:
         (TL.RESOLVED, 170.0),
         (TL.ROLLED_BACK, 171.0),
     )
-    got = {t.name: t for t in timings.compute(timeline, mode="no-automation", ended_at=172.0, expectations={"acknowledge": 5.0})}
+    got = {
+        t.name: t
+        for t in timings.compute(timeline, mode="no-automation", ended_at=172.0, expectations={"acknowledge": 5.0})
+    }
     assert got["acknowledge"].seconds == pytest.approx(10.0)  # notification -> ack
     assert got["acknowledge"].met is False
     assert got["detect"].seconds == pytest.approx(1.0)  # t0 -> breach
@@ -54,5 +57,9 @@ def test_censored_below_target_is_unknown_not_met() -> None:
 
 def test_resolve_waits_for_the_rollback() -> None:
     timeline = _tl((TL.FAULT_ACTIVE, 0.0), (TL.NOTIFIED, 0.0), (TL.RESOLVED, 10.0))
-    resolve = next(t for t in timings.compute(timeline, mode="no-automation", ended_at=12.0, expectations={}) if t.name == "resolve")
+    resolve = next(
+        t
+        for t in timings.compute(timeline, mode="no-automation", ended_at=12.0, expectations={})
+        if t.name == "resolve"
+    )
     assert resolve.seconds is None and resolve.censored

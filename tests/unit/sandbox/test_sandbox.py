@@ -130,9 +130,7 @@ def test_unreachable_without_supervisor(tmp_path: Path) -> None:
         client.status()
     assert client.healthy() is False
     # A supervisor.json left by a dead process is stale, not a live sandbox.
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
-    )
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
     (tmp_path / "supervisor.json").write_text(
         json.dumps({"pid": int(dead.stdout), "control_port": 1, "service_port": 1, "started_at": 0.0})
     )
