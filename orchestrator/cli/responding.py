@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from orchestrator import durations, errors, records
+from orchestrator import durations, errors, records, redaction
 from orchestrator.cli import context
 from orchestrator.clock import iso
 from orchestrator.definitions import models
@@ -61,7 +61,7 @@ def command(args: argparse.Namespace) -> int:
             name=name.value,
             actor=args.actor,
             trigger="drill " + args.command_name,
-            data={"text": args.message} if args.message else {},
+            data={"text": redaction.redact(args.message)} if args.message else {},
         )
     )
     if name is records.Command.ABORT and run.state is not records.RunState.RESPONDING and restoring.process_alive(run):

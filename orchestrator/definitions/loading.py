@@ -15,10 +15,9 @@ from typing import Any
 import pydantic
 import yaml
 
-from orchestrator import errors
+from orchestrator import errors, redaction
 from orchestrator.definitions import models
 
-_SECRET = re.compile(r"(xox[abposr]-[\w-]+|xapp-[\w-]+|gh[pousr]_\w+|eyJ[\w-]{10,}\.[\w-]+|-----BEGIN [A-Z ]+-----)")
 Loc = tuple[str | int, ...]
 
 
@@ -31,11 +30,6 @@ class LoadedDrill:
     experiment_path: Path
     experiment: dict[str, Any]
     raw: dict[str, Any]
-
-
-def redact(text: str) -> str:
-    """Replace anything that looks like a token or key with ``<redacted>``."""
-    return _SECRET.sub("<redacted>", text)
 
 
 def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
@@ -91,7 +85,7 @@ def _parse_dotted(text: str) -> Loc:
 def _describe(value: object) -> str:
     if isinstance(value, str | int | float | bool) or value is None:
         text = repr(value)
-        return redact(text) if len(text) <= 60 else f"a {type(value).__name__} of {len(text)} characters"
+        return redaction.redact(text) if len(text) <= 60 else f"a {type(value).__name__} of {len(text)} characters"
     return f"a {type(value).__name__}"
 
 
@@ -146,13 +140,17 @@ def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc
         # Validator wrappers can add internal tags such as 'function-after[...]' to the loc; drop those.
         loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         found.append(
-            errors.DefinitionError(file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redact(message))
+            errors.DefinitionError(
+                file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redaction.redact(message)
+            )
         )
     return errors.DefinitionErrors(found)
 
 
 def _single(file: str, field: str, message: str, line: int | None = None) -> errors.DefinitionErrors:
-    return errors.DefinitionErrors([errors.DefinitionError(file=file, line=line, field=field, message=redact(message))])
+    return errors.DefinitionErrors(
+        [errors.DefinitionError(file=file, line=line, field=field, message=redaction.redact(message))]
+    )
 
 
 def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int]]:

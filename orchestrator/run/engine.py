@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from orchestrator import errors, hooks, records, settings
+from orchestrator import errors, hooks, records, redaction, settings
 from orchestrator.adapters import chaostoolkit
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
@@ -206,7 +206,7 @@ class Engine:
                 self.transition(S.RESPONDING, "fault active")
                 responding.respond(self, session)
         except Exception as exc:  # any failure still restores; the reason goes in the journal and report
-            self.request_abort(f"error: {loading.redact(str(exc)) or type(exc).__name__}")
+            self.request_abort(f"error: {redaction.redact(str(exc)) or type(exc).__name__}")
         finally:
             restore_ok = self._restore(session)
         outcome = self._outcome()

@@ -18,6 +18,7 @@ from orchestrator.sandbox import control
 from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, drill_cmd, journal_rows, read_report, wait_for
 
 pytestmark = pytest.mark.e2e
+TOKEN = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx"
 
 
 def make_drill(folder: Path, name: str, **spec_overrides: Any) -> Path:
@@ -122,7 +123,8 @@ def test_human_commands_from_another_terminal_are_timed(
     assert run_drill("diagnosed", run_id, "--as", "alice", "-m", "auto-restart is off").returncode == 0
     restart = run_drill("sandbox", "restart")
     assert restart.returncode == 0, restart.stderr
-    assert run_drill("note", run_id, "--as", "bob", "-m", "good call").returncode == 0
+    # A pasted token never reaches the journal or the report.
+    assert run_drill("note", run_id, "--as", "bob", "-m", f"good call {TOKEN}").returncode == 0
     # Resolve once the steady state has been seen holding again (the run watches it, not the human).
     wait_for(
         lambda: "steady-state-restored" in run_drill("status", run_id).stdout,
@@ -148,7 +150,11 @@ def test_human_commands_from_another_terminal_are_timed(
         "resolved",
     ):
         assert expected in events
-    assert {n["text"] for n in report["notes"]} == {"good call"}  # type: ignore[attr-defined]
+    assert {n["text"] for n in report["notes"]} == {"good call <redacted>"}  # type: ignore[attr-defined]
+    for name in ("report.json", "report.md", "journal.jsonl"):
+        assert TOKEN not in (drill_env.archive / run_id / name).read_text(encoding="utf-8")
+    for db_file in drill_env.home.glob("journal.db*"):  # the database and its write-ahead log
+        assert TOKEN.encode() not in db_file.read_bytes()
     timings = {t["name"]: t["seconds"] for t in report["timings"]}  # type: ignore[attr-defined]
     assert all(timings[k] is not None for k in ("acknowledge", "diagnose", "mitigate", "resolve"))
     assert timings["acknowledge"] <= timings["resolve"]  # type: ignore[operator]
