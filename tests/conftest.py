@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import settings
 from orchestrator.sandbox import control
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,20 +22,9 @@ NO_AUTOMATION = EXAMPLES / "sandbox-no-automation.yaml"
 AUTO_RECOVERY = EXAMPLES / "sandbox-auto-recovery.yaml"
 
 
-@dataclass(frozen=True)
-class DrillEnv:
+@dataclass(frozen=True, kw_only=True)
+class DrillEnv(settings.Paths):
     """An isolated drill home and archive, with the environment that points the CLI at them."""
-
-    home: Path
-    archive: Path
-
-    @property
-    def sandbox_home(self) -> Path:
-        return self.home / "sandbox"
-
-    @property
-    def hooks_dir(self) -> Path:
-        return self.home / "hooks"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
