@@ -84,6 +84,7 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
             for t in computed
         ],
         "hints_used": len(hints),
+        "responders": _per_responder(timeline, [p.name for p in spec.participants]),
         "policies": policies,
         "timeline": [{"at": iso(e.at), "event": e.name, "actor": e.actor, "detail": describe(e)} for e in timeline],
         "notes": [
@@ -92,6 +93,25 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
             if e.name == records.TimelineKind.NOTE.value
         ],
     }
+
+
+def _per_responder(timeline: list[records.Event], names: list[str]) -> list[dict[str, Any]]:
+    """Each participant's own first acknowledge / diagnose / mitigated / resolve, in seconds from t0."""
+    t0 = timings.first(timeline, records.TimelineKind.FAULT_ACTIVE)
+    if t0 is None:
+        return []
+    kinds = {"acknowledged": "acknowledge", "diagnosed": "diagnose", "mitigated": "mitigated", "resolved": "resolve"}
+    rows = []
+    for name in names:
+        mine = [e for e in timeline if e.actor.removesuffix(" (simulated)") == name]
+        row: dict[str, Any] = {"name": name}
+        for event_name, label in kinds.items():
+            event = next((e for e in mine if e.name == event_name), None)
+            row[f"{label}_s"] = None if event is None else round(event.at - t0.at, 3)
+        row["hints"] = sum(1 for e in mine if e.name == records.TimelineKind.HINT.value)
+        if any(row[f"{label}_s"] is not None for label in kinds.values()) or row["hints"]:
+            rows.append(row)
+    return rows
 
 
 def describe(event: records.Event) -> str:

@@ -158,6 +158,13 @@ def test_human_commands_from_another_terminal_are_timed(
     timings = {t["name"]: t["seconds"] for t in report["timings"]}  # type: ignore[attr-defined]
     assert all(timings[k] is not None for k in ("acknowledge", "diagnose", "mitigate", "resolve"))
     assert timings["acknowledge"] <= timings["resolve"]  # type: ignore[operator]
+    # Per responder: alice acknowledged, asked a hint, diagnosed and resolved; bob only wrote a note.
+    [alice] = report["responders"]  # type: ignore[misc]
+    assert alice["name"] == "alice" and alice["hints"] == 1
+    assert alice["acknowledge_s"] <= alice["diagnose_s"] <= alice["resolve_s"]
+    assert alice["mitigated_s"] is None  # she never declared it; the run detected it
+    markdown = (drill_env.archive / run_id / "report.md").read_text(encoding="utf-8")
+    assert "## Per responder" in markdown and "| alice |" in markdown
 
 
 def test_guardrail_breach_aborts_and_restores(
