@@ -1,4 +1,4 @@
-"""Time, injectable: real time in production and integration tests, a manual clock in unit tests."""
+"""Time, injectable: the engine takes a ``Clock`` so time can be replaced where a test needs it."""
 
 from __future__ import annotations
 
@@ -28,28 +28,6 @@ class SystemClock:
 
     def wait(self, event: threading.Event, timeout_s: float) -> bool:
         return event.wait(max(0.0, timeout_s))
-
-
-class ManualClock:
-    """A clock that moves only when told to: ``wait`` advances it instead of sleeping."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
-        if event.is_set():
-            return True
-        self.advance(max(0.0, timeout_s))
-        return event.is_set()
 
 
 def iso(ts: float | None) -> str | None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from orchestrator import clock
+
 
 class RunState(StrEnum):
     """The run lifecycle of DESIGN.md; ``failed`` is a preflight that stopped before any mutation."""
@@ -103,12 +105,10 @@ class Event:
     seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        from orchestrator.clock import iso
-
         return {
             "seq": self.seq,
             "run_id": self.run_id,
-            "at": iso(self.at),
+            "at": clock.iso(self.at),
             "kind": self.kind.value,
             "name": self.name,
             "actor": self.actor,

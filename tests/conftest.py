@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from orchestrator import settings
 from orchestrator.sandbox import control
@@ -91,6 +94,23 @@ def wait_for(predicate: Callable[[], object], *, timeout_s: float, what: str, in
 def read_report(report_dir: Path) -> dict[str, object]:
     data: dict[str, object] = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     return data
+
+
+def reported_dir(stdout: str) -> Path:
+    """The report folder `drill run` / `drill demo` printed (``report: <dir>/report.md``)."""
+    match = re.search(r"^report: (.+)/report\.md$", stdout, re.M)
+    assert match, f"no report line in:\n{stdout}"
+    return Path(match.group(1))
+
+
+def copy_drill(folder: Path, name: str, *, base: Path = NO_AUTOMATION, **spec_overrides: Any) -> Path:
+    """A copy of an example drill in ``folder`` with ``spec`` fields replaced (experiment path made absolute)."""
+    data = yaml.safe_load(base.read_text(encoding="utf-8"))
+    data["spec"]["experiment"]["path"] = str((base.parent / data["spec"]["experiment"]["path"]).resolve())
+    data["spec"].update(spec_overrides)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
 
 
 def journal_rows(home: Path, sql: str, *params: object) -> list[tuple[object, ...]]:

@@ -8,18 +8,20 @@ import sys
 from orchestrator import errors, records
 from orchestrator.cli import context
 from orchestrator.clock import SystemClock, iso
+from orchestrator.journal import sqlite
 from orchestrator.reporting import reports
 from orchestrator.restore import recovery, restoring
 from orchestrator.targets import registry
 
 
-def _finish(args: argparse.Namespace, run: records.RunRecord, reason: str) -> restoring.RestoreReport:
-    journal = context.journal(args)
+def _finish(
+    args: argparse.Namespace, journal: sqlite.SqliteJournal, run: records.RunRecord, reason: str
+) -> restoring.RestoreReport:
     clock = SystemClock()
     report = recovery.finish_orphaned_run(journal, run, clock=clock, actor="drill restore", reason=reason)
     if run.state.active:
         archive = context.paths(args).archive
-        folder = reports.write_run_report(journal, run.run_id, archive, now=clock.now())
+        folder = reports.folder_for(archive, run.run_id)
         outcome = run.outcome or recovery.outcome_from_timeline(journal, run)
         journal.finish(run.run_id, outcome=outcome, report_dir=str(folder), at=clock.now())
         reports.write_run_report(journal, run.run_id, archive, now=clock.now())
@@ -49,7 +51,7 @@ def restore(args: argparse.Namespace) -> int:
                 f"run {run.run_id} is still running (pid {run.pid}); it restores by itself when it ends. "
                 f"`drill abort {run.run_id} --as NAME` ends it now; --force restores anyway"
             )
-        report = _finish(args, run, "restored by `drill restore` (the run's process had stopped)")
+        report = _finish(args, journal, run, "restored by `drill restore` (the run's process had stopped)")
         _print(run.run_id, report)
         ok = report.ok
         if not report.restored and not report.failed:
@@ -59,11 +61,13 @@ def restore(args: argparse.Namespace) -> int:
         expired = restoring.expired_suspensions(journal, now=now)
         for run_id in sorted({s.run_id for s in expired}):
             run = journal.get_run(run_id)
-            report = _finish(args, run, f"deadline passed ({iso(min(s.deadline_at for s in expired))})")
+            deadline = min(s.deadline_at for s in expired if s.run_id == run_id)
+            report = _finish(args, journal, run, f"deadline passed ({iso(deadline)})")
             _print(run_id, report)
             ok = ok and report.ok
-        known = {r.run_id for r in journal.list_runs(limit=100000)}
-        keys = {r.target_key for r in journal.list_runs(limit=1000)}
+        runs = journal.list_runs(limit=100000)
+        known = {r.run_id for r in runs}
+        keys = {r.target_key for r in runs}
         keys.add(f"sandbox:{context.paths(args).sandbox_home.resolve()}")
         for key in sorted(keys):
             try:

@@ -11,6 +11,7 @@ from orchestrator.sandbox import control
 
 def sandbox(args: argparse.Namespace) -> int:
     home = context.paths(args).sandbox_home
+    client = control.SandboxClient(home)
     try:
         if args.action == "start":
             status = control.start_sandbox(home, port=args.port)
@@ -19,12 +20,11 @@ def sandbox(args: argparse.Namespace) -> int:
             stopped = control.stop_sandbox(home)
             print("sandbox stopped" if stopped else "no sandbox was running")
         elif args.action == "restart":
-            status = control.SandboxClient(home).restart_service()
-            control.SandboxClient(home).wait_healthy(timeout_s=10.0)
+            status = client.restart_service()
+            client.wait_healthy(timeout_s=10.0)
             print(f"service restarted (pid {status.service.pid}) and healthy at {status.url}")
         else:
-            status = control.SandboxClient(home).status()
-            client = control.SandboxClient(home)
+            status = client.status()
             service = status.service
             print(f"supervisor pid {status.supervisor_pid}, auto-restart {'on' if status.autorestart else 'OFF'}")
             print(

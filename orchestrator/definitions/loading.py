@@ -75,6 +75,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """Parse once: the node tree (for line numbers) and the data built from that same tree."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _parse_dotted(text: str) -> Loc:
     loc: list[str | int] = []
     for name, index in re.findall(r"([A-Za-z]\w*)|\[(\d+)\]", text):
@@ -163,8 +173,7 @@ def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int
     except (OSError, UnicodeDecodeError) as exc:
         raise _single(file, "(file)", f"cannot read: {exc}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
+        node, data = _compose_and_construct(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

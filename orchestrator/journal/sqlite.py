@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -234,8 +235,6 @@ class SqliteJournal:
         return [self._run(r) for r in rows]
 
     def set_state(self, run_id: str, state: records.RunState, *, actor: str, trigger: str, at: float = 0.0) -> None:
-        import time
-
         now = at or time.time()
         self._tx(
             [

@@ -157,9 +157,14 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def folder_for(archive: Path, run_id: str) -> Path:
+    """Where a run's report goes, known before it is written (so the journal can point at it first)."""
+    return archive / run_id
+
+
 def write_run_report(journal: journal_base.JournalStore, run_id: str, archive: Path, *, now: float) -> Path:
     """Write report.json, report.md and journal.jsonl into ``archive/run_id``; returns that folder."""
-    folder = archive / run_id
+    folder = folder_for(archive, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     report = build(journal, run_id, now=now)
     _atomic_write(folder / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")

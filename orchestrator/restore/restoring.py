@@ -7,13 +7,12 @@ after reading the value back; a restore that does not read back is ``failed`` an
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator import errors, hooks, records
+from orchestrator import errors, hooks, processes, records
 from orchestrator.clock import Clock
 from orchestrator.journal import base as journal_base
 from orchestrator.targets import base as target_base
@@ -124,15 +123,7 @@ def restore_run(
 
 def process_alive(run: records.RunRecord) -> bool:
     """Whether the run's own process still runs (only knowable on the machine that started it)."""
-    if run.host != socket.gethostname():
-        return False
-    try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return run.host == socket.gethostname() and processes.is_process_alive(run.pid)
 
 
 def expired_suspensions(journal: journal_base.JournalStore, *, now: float) -> list[records.SuspensionRecord]:

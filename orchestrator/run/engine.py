@@ -182,7 +182,6 @@ class Engine:
             self.loaded,
             self.target,
             self.journal,
-            None,
             run_id=self.run_id,
             now=self.clock.now(),
             steady_state=session,
@@ -211,9 +210,8 @@ class Engine:
             restore_ok = self._restore(session)
         outcome = self._outcome()
         self.transition(S.REPORTING, "restored" if restore_ok else "restore NOT verified")
-        report_dir = reports.write_run_report(self.journal, self.run_id, self.paths.archive, now=self.clock.now())
+        report_dir = reports.folder_for(self.paths.archive, self.run_id)
         self.journal.finish(self.run_id, outcome=outcome, report_dir=str(report_dir), at=self.clock.now())
-        # The report is written again now that the outcome is final in the journal.
         reports.write_run_report(self.journal, self.run_id, self.paths.archive, now=self.clock.now())
         self.transition(S.DONE, outcome.value)
         return RunResult(self.run_id, outcome, str(report_dir), restore_ok, self.abort_reason)

@@ -24,7 +24,6 @@ def run_checks(
     loaded: loading.LoadedDrill,
     target: target_base.Target,
     journal: journal_base.JournalStore,
-    session_factory: type[chaostoolkit.ExperimentSession] | None,
     *,
     run_id: str,
     now: float,

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from orchestrator import processes
+
 SUPERVISOR_FILE = "supervisor.json"
 STATE_FILE = "state.json"
 SUPERVISOR_LOG = "supervisor.log"
@@ -76,23 +78,6 @@ class SandboxStatus:
         )
 
 
-def is_process_alive(pid: int) -> bool:
-    """True if `pid` exists and is not a zombie (a dead daemon may linger unreaped under some inits)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs (or it just vanished): kill(0) said it exists
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
-
-
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -113,7 +98,7 @@ class SandboxClient:
         if info is None:
             raise SandboxUnreachable(f"no sandbox supervisor running in {self.home}; {_START_HINT}")
         pid = int(info.get("pid", 0))
-        if not is_process_alive(pid):
+        if not processes.is_process_alive(pid):
             raise SandboxUnreachable(
                 f"sandbox supervisor in {self.home} is gone (stale {SUPERVISOR_FILE}, pid {pid}); {_START_HINT}"
             )
@@ -296,7 +281,7 @@ def stop_sandbox(home: Path, *, timeout_s: float = 10.0) -> bool:
     with contextlib.suppress(SandboxUnreachable):  # it may exit before the reply reaches us
         client._request("POST", "/stop", timeout_s=timeout_s)
     deadline = time.monotonic() + timeout_s
-    while is_process_alive(pid):
+    while processes.is_process_alive(pid):
         if time.monotonic() >= deadline:
             raise SandboxTimeoutError(f"sandbox supervisor pid {pid} still alive {timeout_s}s after stop")
         time.sleep(0.05)

@@ -25,7 +25,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orchestrator.sandbox.control import STATE_FILE, SUPERVISOR_FILE, is_process_alive
+from orchestrator import processes
+from orchestrator.sandbox.control import STATE_FILE, SUPERVISOR_FILE
 
 SERVICE_PID_FILE = "service.pid"
 SERVICE_LOG = "service.log"
@@ -169,15 +170,15 @@ class Supervisor:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError, TypeError):
             return
-        if b"orchestrator.sandbox.service" not in cmdline or not is_process_alive(pid):
+        if b"orchestrator.sandbox.service" not in cmdline or not processes.is_process_alive(pid):
             return  # pid reused by something else, or already gone
         log(f"stopping orphaned service pid={pid}")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE_S
-            while is_process_alive(pid) and time.monotonic() < deadline:
+            while processes.is_process_alive(pid) and time.monotonic() < deadline:
                 time.sleep(_POLL_S)
-            if is_process_alive(pid):
+            if processes.is_process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
     # -- operations (called from HTTP handlers) ------------------------------------------------------------

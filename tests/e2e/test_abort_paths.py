@@ -8,28 +8,15 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
-from typing import Any
 
 import pytest
-import yaml
 
 from orchestrator.policies import base as policy_base
 from orchestrator.sandbox import control
-from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, drill_cmd, journal_rows, read_report, wait_for
+from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, copy_drill, drill_cmd, journal_rows, read_report, wait_for
 
 pytestmark = pytest.mark.e2e
-TOKEN = "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx"
-
-
-def make_drill(folder: Path, name: str, **spec_overrides: Any) -> Path:
-    """A copy of the sandbox no-automation example with ``spec`` fields replaced."""
-    data = yaml.safe_load(NO_AUTOMATION.read_text(encoding="utf-8"))
-    data["spec"]["experiment"]["path"] = str((NO_AUTOMATION.parent / data["spec"]["experiment"]["path"]).resolve())
-    for key, value in spec_overrides.items():
-        data["spec"][key] = value
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
+TOKEN = "xoxb-fake-token-for-tests"
 
 
 def run_state(drill_env: DrillEnv) -> str | None:
@@ -171,7 +158,7 @@ def test_guardrail_breach_aborts_and_restores(
     tmp_path: Path, drill_env: DrillEnv, sandbox: control.SandboxClient
 ) -> None:
     tripwire = tmp_path / "error-budget-exhausted"
-    drill = make_drill(
+    drill = copy_drill(
         tmp_path,
         "guarded",
         guardrails={
@@ -202,7 +189,7 @@ def test_guardrail_breach_aborts_and_restores(
 def test_max_duration_times_out_with_censored_timings(
     tmp_path: Path, drill_env: DrillEnv, sandbox: control.SandboxClient
 ) -> None:
-    drill = make_drill(
+    drill = copy_drill(
         tmp_path,
         "short",
         guardrails={"maxDuration": "4s"},

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
-import yaml
 
 from orchestrator.sandbox import control
-from tests.conftest import AUTO_RECOVERY, DrillEnv, journal_rows, read_report
+from tests.conftest import AUTO_RECOVERY, DrillEnv, copy_drill, journal_rows, read_report, reported_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -22,9 +20,7 @@ def test_supervisor_recovers_by_itself_and_is_timed(
     restarts_before = sandbox.status().service.restarts
     done = run_drill("run", str(AUTO_RECOVERY), "--plain")
     assert done.returncode == 0, done.stderr + done.stdout
-    match = re.search(r"^report: (.+)/report\.md$", done.stdout, re.M)
-    assert match
-    report = read_report(Path(match.group(1)))
+    report = read_report(reported_dir(done.stdout))
     assert report["outcome"] == "recovered"
     recover = next(t for t in report["timings"] if t["name"] == "recover")  # type: ignore[attr-defined]
     # The supervisor restarts 0.3 s after the exit (the fixture's delay); the probe sees it soon after.
@@ -40,18 +36,17 @@ def test_auto_recovery_that_never_recovers_is_reported_not_recovered(
 ) -> None:
     # Someone left auto-restart off: the automation the drill relies on is not there.
     sandbox.set_autorestart(False)
-    data = yaml.safe_load(AUTO_RECOVERY.read_text(encoding="utf-8"))
-    data["spec"]["experiment"]["path"] = str((AUTO_RECOVERY.parent / data["spec"]["experiment"]["path"]).resolve())
-    data["spec"]["guardrails"] = {"maxDuration": "3s"}
-    data["spec"]["expectations"] = {"recover": "1s"}
-    data["spec"]["detection"] = {"interval": "200ms", "holdWindow": "1s"}
-    drill = tmp_path / "never.yaml"
-    drill.write_text(yaml.safe_dump(data), encoding="utf-8")
+    drill = copy_drill(
+        tmp_path,
+        "never",
+        base=AUTO_RECOVERY,
+        guardrails={"maxDuration": "3s"},
+        expectations={"recover": "1s"},
+        detection={"interval": "200ms", "holdWindow": "1s"},
+    )
     done = run_drill("run", str(drill), "--plain")
     assert done.returncode == 3, done.stderr + done.stdout
-    match = re.search(r"^report: (.+)/report\.md$", done.stdout, re.M)
-    assert match
-    report = read_report(Path(match.group(1)))
+    report = read_report(reported_dir(done.stdout))
     assert report["outcome"] == "not recovered"
     recover = next(t for t in report["timings"] if t["name"] == "recover")  # type: ignore[attr-defined]
     assert recover["seconds"] is None and recover["censored"] is True and recover["met"] is False

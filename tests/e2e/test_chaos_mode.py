@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from orchestrator.sandbox import control
-from tests.conftest import REPO, DrillEnv, read_report
+from tests.conftest import REPO, DrillEnv, read_report, reported_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +32,7 @@ def _chaos_drill(folder: Path, method: list[dict[str, object]]) -> Path:
 
 
 def _report(done: CompletedProcess[str]) -> dict[str, object]:
-    match = re.search(r"^report: (.+)/report\.md$", done.stdout, re.M)
-    assert match, done.stdout + done.stderr
-    return read_report(Path(match.group(1)))
+    return read_report(reported_dir(done.stdout + done.stderr))
 
 
 def test_harmless_method_keeps_the_hypothesis(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
 from orchestrator.sandbox import control
-from tests.conftest import DrillEnv, read_report, wait_for
+from tests.conftest import DrillEnv, read_report, reported_dir, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,9 +27,7 @@ def test_demo_reports_the_simulated_timings_and_leaves_auto_restart_on(
             f"ack={ACK}s,diagnose={DIAGNOSE}s,mitigate={MITIGATE}s,resolve={RESOLVE}s",
         )
         assert done.returncode == 0, done.stderr + done.stdout
-        match = re.search(r"^report: (.+)/report\.md$", done.stdout, re.M)
-        assert match, done.stdout
-        report = read_report(Path(match.group(1)))
+        report = read_report(reported_dir(done.stdout))
         assert report["outcome"] == "unaided"
         timings = {t["name"]: t for t in report["timings"]}  # type: ignore[attr-defined]
         # acknowledge is from the notification; diagnose from the acknowledgement; the rest from t0.
@@ -66,11 +62,10 @@ def test_demo_report_markdown_names_every_timing(
     try:
         done = run_drill("demo", "--plain", "--auto-respond", "ack=0.5s,diagnose=1s,mitigate=1.5s,resolve=4s")
         assert done.returncode == 0, done.stderr
-        match = re.search(r"^report: (.+\.md)$", done.stdout, re.M)
-        assert match
-        markdown = Path(match.group(1)).read_text(encoding="utf-8")
+        report_md = reported_dir(done.stdout) / "report.md"
+        markdown = report_md.read_text(encoding="utf-8")
         for word in ("acknowledge", "diagnose", "mitigate", "resolve", "supervisor-auto-restart", "unaided"):
             assert word in markdown
-        assert (Path(match.group(1)).parent / "journal.jsonl").stat().st_size > 0
+        assert (report_md.parent / "journal.jsonl").stat().st_size > 0
     finally:
         control.stop_sandbox(drill_env.sandbox_home)

@@ -11,8 +11,7 @@ import pytest
 
 from orchestrator.policies import base as policy_base
 from orchestrator.sandbox import control
-from tests.conftest import NO_AUTOMATION, DrillEnv, journal_rows
-from tests.e2e.test_abort_paths import make_drill
+from tests.conftest import NO_AUTOMATION, DrillEnv, copy_drill, journal_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +41,7 @@ def test_blackout_window_fails_preflight(
         "end": (now + timedelta(hours=1)).isoformat(),
         "reason": "freeze",
     }
-    drill = make_drill(tmp_path, "frozen", blackouts=[window])
+    drill = copy_drill(tmp_path, "frozen", blackouts=[window])
     before = _fingerprint(sandbox)
     done = run_drill("run", str(drill), "--plain")
     _assert_failed_run_changed_nothing(done, drill_env, sandbox, before)

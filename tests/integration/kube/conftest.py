@@ -14,17 +14,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from tests import conftest as shared
 
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
 CLUSTER_SH = CLUSTER_DIR / "cluster.sh"
@@ -45,15 +46,47 @@ def wait_until(
     what: str = "condition",
 ) -> T:
     """Poll ``condition`` until it returns a truthy value (returned), or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while True:
-        last = condition()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last value: {last!r})")
-        time.sleep(interval)
+    return cast(T, shared.wait_for(condition, timeout_s=timeout, what=what, interval_s=interval))
+
+
+def deployment(
+    name: str,
+    replicas: int,
+    *,
+    containers: list[client.V1Container] | None = None,
+    node_selector: dict[str, str] | None = None,
+) -> client.V1Deployment:
+    """A Deployment labelled ``app: <name>`` with one placeholder container unless ``containers`` is given."""
+    labels = {"app": name}
+    return client.V1Deployment(
+        api_version="apps/v1",
+        kind="Deployment",
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=replicas,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    containers=containers or [client.V1Container(name="app", image=f"registry.invalid/{name}:1")],
+                    node_selector=node_selector,
+                    termination_grace_period_seconds=5,
+                ),
+            ),
+        ),
+    )
+
+
+def bind_role(rbac: client.RbacAuthorizationV1Api, ns: str, *, role: str, service_account: str) -> None:
+    """Bind the namespaced Role ``role`` to a ServiceAccount of ``ns`` (the binding is named after the role)."""
+    rbac.create_namespaced_role_binding(
+        ns,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=role),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=role),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=service_account, namespace=ns)],
+        ),
+    )
 
 
 @dataclass(frozen=True)

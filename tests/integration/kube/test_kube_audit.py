@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration.kube.conftest import bind_role, deployment
+
 if TYPE_CHECKING:
     from .conftest import KubeCluster
 
@@ -44,21 +46,7 @@ def test_audit_log_records_writes_by_user(
     core.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="audited"), data={}))
     core.patch_namespaced_config_map("audited", ns, {"data": {"k": "v"}}, _content_type=MERGE)
     core.list_namespaced_config_map(ns)  # a read: not audited by the policy
-    labels = {"app": "audited"}
-    apps.create_namespaced_deployment(
-        ns,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="audited"),
-            spec=client.V1DeploymentSpec(
-                replicas=1,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="registry.invalid/c:1")]),
-                ),
-            ),
-        ),
-    )
+    apps.create_namespaced_deployment(ns, deployment("audited", 1))
 
     # a ServiceAccount allowed to patch that ConfigMap only
     core.create_namespaced_service_account(ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="writer")))
@@ -73,14 +61,7 @@ def test_audit_log_records_writes_by_user(
             ],
         ),
     )
-    rbac.create_namespaced_role_binding(
-        ns,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="writer"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="writer"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="writer", namespace=ns)],
-        ),
-    )
+    bind_role(rbac, ns, role="writer", service_account="writer")
     token = core.create_namespaced_service_account_token(
         "writer", ns, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
     ).status.token

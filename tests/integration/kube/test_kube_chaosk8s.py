@@ -15,6 +15,8 @@ from kubernetes.config import kube_config
 if TYPE_CHECKING:
     from .conftest import KubeCluster
 
+from tests.integration.kube.conftest import deployment
+
 pytestmark = pytest.mark.kube
 
 
@@ -34,32 +36,13 @@ def chaosk8s_env(kube_cluster: KubeCluster, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(client.Configuration, "debug", getattr(client.Configuration, "debug", False), raising=False)
 
 
-def _deployment(name: str, replicas: int, node_selector: dict[str, str] | None = None) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[client.V1Container(name="app", image="registry.invalid/shop:1")],
-                    node_selector=node_selector,
-                    termination_grace_period_seconds=5,
-                ),
-            ),
-        ),
-    )
-
-
 @pytest.mark.usefixtures("chaosk8s_env")
 def test_terminate_pods_then_deployment_recovers(
     kube_api: client.ApiClient, kube_namespace: str, kube_wait: Callable[..., Any]
 ) -> None:
     ns = kube_namespace
     core = client.CoreV1Api(kube_api)
-    client.AppsV1Api(kube_api).create_namespaced_deployment(ns, _deployment("shop", 3))
+    client.AppsV1Api(kube_api).create_namespaced_deployment(ns, deployment("shop", 3))
 
     kube_wait(
         lambda: deployment_available_and_healthy("shop", ns, raise_on_unavailable=False),
@@ -92,7 +75,7 @@ def test_probe_fails_when_deployment_cannot_become_available(
 ) -> None:
     ns = kube_namespace
     apps = client.AppsV1Api(kube_api)
-    apps.create_namespaced_deployment(ns, _deployment("stuck", 2, node_selector={"drill.test/no-such-node": "x"}))
+    apps.create_namespaced_deployment(ns, deployment("stuck", 2, node_selector={"drill.test/no-such-node": "x"}))
     # the scheduler really refuses: the pods stay Pending and Unschedulable
     core = client.CoreV1Api(kube_api)
 

@@ -8,27 +8,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.integration.kube.conftest import deployment
+
 pytestmark = pytest.mark.kube
-
-
-def make_deployment(name: str, replicas: int) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        api_version="apps/v1",
-        kind="Deployment",
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[client.V1Container(name="web", image="registry.invalid/web:1")],
-                    termination_grace_period_seconds=5,
-                ),
-            ),
-        ),
-    )
 
 
 def ready_pods(core: client.CoreV1Api, ns: str, selector: str) -> list[client.V1Pod]:
@@ -47,7 +29,7 @@ def test_deployment_reaches_ready_and_replaces_deleted_pod(
 ) -> None:
     apps = client.AppsV1Api(kube_api)
     core = client.CoreV1Api(kube_api)
-    apps.create_namespaced_deployment(kube_namespace, make_deployment("web", 3))
+    apps.create_namespaced_deployment(kube_namespace, deployment("web", 3))
 
     pods = kube_wait(
         lambda: (p := ready_pods(core, kube_namespace, "app=web")) and len(p) == 3 and p,

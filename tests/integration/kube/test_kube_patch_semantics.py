@@ -14,6 +14,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration.kube.conftest import deployment
+
 pytestmark = pytest.mark.kube
 
 MERGE = "application/merge-patch+json"
@@ -315,24 +317,11 @@ def test_crd_schema_validation_rejects_bad_patch(
 def test_typed_clients_strategic_vs_merge_patch_on_deployment(kube_api: client.ApiClient, kube_namespace: str) -> None:
     """Strategic merge merges the containers list by name; a JSON merge patch replaces the whole list."""
     apps = client.AppsV1Api(kube_api)
-    labels = {"app": "two"}
     containers = [
         client.V1Container(name="app", image="registry.invalid/app:1"),
         client.V1Container(name="sidecar", image="registry.invalid/sidecar:1"),
     ]
-    apps.create_namespaced_deployment(
-        kube_namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="two"),
-            spec=client.V1DeploymentSpec(
-                replicas=0,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels), spec=client.V1PodSpec(containers=containers)
-                ),
-            ),
-        ),
-    )
+    apps.create_namespaced_deployment(kube_namespace, deployment("two", 0, containers=containers))
     one_container = {
         "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.invalid/app:2"}]}}}
     }

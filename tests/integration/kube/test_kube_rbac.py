@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration.kube.conftest import bind_role
+
 if TYPE_CHECKING:
     from .conftest import KubeCluster
 
@@ -70,14 +72,7 @@ def test_service_account_limited_to_its_role(
             ],
         ),
     )
-    rbac.create_namespaced_role_binding(
-        ns,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="pod-reader"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="pod-reader"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="drill-probe", namespace=ns)],
-        ),
-    )
+    bind_role(rbac, ns, role="pod-reader", service_account="drill-probe")
     for cm in ("drill-state", "other-state"):
         core.create_namespaced_config_map(
             ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=cm), data={"phase": "idle"})

@@ -7,9 +7,9 @@ import pytest
 from orchestrator import redaction
 
 SECRETS = [
-    "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx",
-    "xapp-1-A0123456789-1234567890123-abcdef0123456789",
-    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "xoxb-fake-token-for-tests",
+    "xapp-fake-app-token-for-tests",
+    "ghp_faketokenfortests",
     "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJl",
     "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-----END PRIVATE KEY-----",
 ]

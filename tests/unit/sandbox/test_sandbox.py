@@ -8,22 +8,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from orchestrator.processes import is_process_alive
 from orchestrator.sandbox import chaos
 from orchestrator.sandbox.control import (
     SandboxClient,
     SandboxError,
     SandboxStatus,
     SandboxUnreachable,
-    is_process_alive,
     start_sandbox,
     stop_sandbox,
 )
+from tests.conftest import wait_for
 
 DELAY_S = 0.2  # short restart delay keeps the suite fast; the logic does not depend on its value
 WAIT_S = 10.0
@@ -176,10 +176,7 @@ def test_chaos_provider_functions(home: Path, client: SandboxClient) -> None:
 
 
 def _wait_dead(pid: int) -> None:
-    end = time.monotonic() + WAIT_S
-    while is_process_alive(pid):
-        assert time.monotonic() < end, f"pid {pid} still alive after {WAIT_S}s"
-        time.sleep(0.05)
+    wait_for(lambda: not is_process_alive(pid), timeout_s=WAIT_S, what=f"pid {pid} to exit")
 
 
 def test_sigterm_stops_cleanly_and_sigkill_leaves_no_stuck_port(home: Path, client: SandboxClient) -> None:
