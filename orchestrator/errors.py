@@ -7,6 +7,7 @@
     +-- TargetError                 the target (sandbox, cluster) refused or is unreachable
     +-- PolicyError                 a suspender could not snapshot/suspend/restore/verify
     |   +-- RestoreVerificationError  a restore did not read back as the original value
+    |   +-- MarkerConflictError     another run's marker is on the object
     +-- ExperimentError             Chaos Toolkit could not load, validate or run an activity
     +-- JournalError                the journal could not be read or written
     |   +-- RunNotFoundError        no run with that id (or no active run)
@@ -64,6 +65,10 @@ class PolicyError(DrillError):
 
 class RestoreVerificationError(PolicyError):
     """A restored policy did not read back as its original value."""
+
+
+class MarkerConflictError(PolicyError):
+    """Another run's marker is on the object: it is that run's to restore, not ours to suspend or restore."""
 
 
 class ExperimentError(DrillError):
