@@ -11,6 +11,10 @@
     +-- ExperimentError             Chaos Toolkit could not load, validate or run an activity
     +-- JournalError                the journal could not be read or written
     |   +-- RunNotFoundError        no run with that id (or no active run)
+    |   +-- OwnershipLostError      another process took over this run; this one writes nothing more
+    |   +-- StateConflictError      a compare-and-set found another state than expected
+    |   +-- JournalReadOnlyError    a write on a journal opened read-only
+    |   +-- JournalUnavailableError the journal cannot be opened or read: missing, damaged, unreachable
     +-- ResponseError               a responder command is not valid for this run now
 
 Adapters translate their dependency's exceptions into these with ``raise ... from``,
@@ -81,6 +85,22 @@ class JournalError(DrillError):
 
 class RunNotFoundError(JournalError):
     """No run matches the id given (or no run is active)."""
+
+
+class OwnershipLostError(JournalError):
+    """Another process took over this run; this process writes nothing more."""
+
+
+class StateConflictError(JournalError):
+    """A compare-and-set found the run or suspension in another state than the caller expected."""
+
+
+class JournalReadOnlyError(JournalError):
+    """A write was attempted on a journal opened read-only."""
+
+
+class JournalUnavailableError(JournalError):
+    """The journal cannot be opened or read: missing, damaged, unreadable or unreachable."""
 
 
 class ResponseError(DrillError):

@@ -32,6 +32,14 @@ class RunState(StrEnum):
         return self not in (RunState.DONE, RunState.FAILED, RunState.PLANNED)
 
 
+class RunMode(StrEnum):
+    """What a run is for (DESIGN.md's drill modes), stored on the run so reports need no definition."""
+
+    NO_AUTOMATION = "no-automation"
+    AUTO_RECOVERY = "auto-recovery"
+    CHAOS = "chaos"
+
+
 class EventKind(StrEnum):
     TRANSITION = "transition"  # the run changed state
     ACTION = "action"  # an automated action: suspend, inject, probe, restore, verify...
@@ -74,6 +82,7 @@ class SuspensionState(StrEnum):
     RESTORING = "restoring"
     RESTORED = "restored"  # restored and verified by reading back
     FAILED = "failed"  # restore attempted and not verified: needs a human
+    NOT_CLAIMED = "not-claimed"  # the object was never claimed: nothing to restore
 
 
 class Outcome(StrEnum):
@@ -157,7 +166,7 @@ class RunRecord:
     run_id: str
     drill_name: str
     drill_path: str
-    mode: str
+    mode: RunMode
     target_key: str
     state: RunState
     created_at: float
@@ -169,6 +178,11 @@ class RunRecord:
     experiment: dict[str, Any]
     outcome: Outcome | None = None
     report_dir: str | None = None
+    # Ownership: the process writing this run. ``token`` is the fencing token, bumped by each
+    # take-over; a writer holding an older token is refused. ``heartbeat_at`` is its last sign of life.
+    owner: str = ""
+    token: int = 1
+    heartbeat_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,7 @@ class SuspensionRecord:
     state: SuspensionState
     updated_at: float
     detail: str = ""
+    prior_known: bool = True  # False when the intent was recorded before the prior was read
 
     def prior_json(self) -> str:
         return json.dumps(self.prior, sort_keys=True)

@@ -152,7 +152,7 @@ class Engine:
                 run_id=self.run_id,
                 drill_name=self.loaded.drill.metadata.name,
                 drill_path=str(self.loaded.path.resolve()),
-                mode=self.spec.mode.value,
+                mode=records.RunMode(self.spec.mode.value),
                 target_key=self.target.key,
                 state=S.PLANNED,
                 created_at=self.started_at,
