@@ -1,29 +1,62 @@
-"""What every journal store provides. SQLite is the embedded default; PostgreSQL comes later for teams.
+"""What every journal store provides: SQLite (embedded default) or PostgreSQL (a team's shared store).
 
-Write-ahead rule: ``record_intent`` is durable (committed, fsynced) before the caller mutates
-anything, and ``update_suspension`` records the completion after.
+Write-ahead rule: every write method is committed (durable) before it returns, so
+``record_intent`` is on disk before the caller mutates anything, and ``update_suspension``
+records the completion after.
+
+Ownership: a run is written by one process at a time, its *owner*. ``runs.token`` is the fencing
+token: a write that passes ``token`` is refused with ``OwnershipLostError`` once another process
+has taken the run over (``take_over`` bumps the token), so a stale process writes nothing more.
+``expect`` arguments make a write a compare-and-set on the current state (``StateConflictError``).
+
+A store opened ``read_only`` never writes, never migrates, and raises ``JournalReadOnlyError``
+from every write method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator import records
 
 
 class JournalStore(Protocol):
+    url: str  # for messages: credentials stripped (never print a password)
+    read_only: bool
+
     def create_run(self, run: records.RunRecord) -> None: ...
     def get_run(self, run_id: str) -> records.RunRecord: ...
     def resolve_run(self, ref: str | None) -> records.RunRecord: ...
-    def list_runs(self, *, limit: int = 50) -> list[records.RunRecord]: ...
-    def set_state(self, run_id: str, state: records.RunState, *, actor: str, trigger: str, at: float = 0.0) -> None: ...
-    def append(self, event: records.Event) -> int: ...
+    def list_runs(self, *, limit: int = 50, active_only: bool = False) -> list[records.RunRecord]: ...
+    def set_state(
+        self,
+        run_id: str,
+        state: records.RunState,
+        *,
+        actor: str,
+        trigger: str,
+        at: float,
+        token: int | None = None,
+        expect: Collection[records.RunState] = (),
+    ) -> None: ...
+    def finish(
+        self, run_id: str, *, outcome: records.Outcome, report_dir: str | None, at: float, token: int | None = None
+    ) -> None: ...
+    def heartbeat(self, run_id: str, *, token: int, at: float) -> None: ...
+    def take_over(self, run_id: str, *, owner: str, expected_token: int, at: float) -> int: ...
+    def lock_target(self, target_key: str, *, run_id: str, at: float) -> str | None: ...
+    def unlock_target(self, target_key: str, *, run_id: str) -> None: ...
+    def append(self, event: records.Event, *, token: int | None = None) -> int: ...
     def events(
         self, run_id: str, *, after_seq: int = 0, kinds: Sequence[records.EventKind] = ()
     ) -> list[records.Event]: ...
-    def record_intent(self, suspension: records.SuspensionRecord, event: records.Event) -> None: ...
+    def take_commands(self, run_id: str, *, token: int) -> list[records.Event]: ...
+    def record_intent(
+        self, suspension: records.SuspensionRecord, event: records.Event, *, token: int | None = None
+    ) -> None: ...
+    def record_prior(self, run_id: str, policy: str, prior: dict[str, Any], *, token: int | None = None) -> None: ...
     def update_suspension(
         self,
         run_id: str,
@@ -33,8 +66,9 @@ class JournalStore(Protocol):
         at: float,
         detail: str,
         event: records.Event,
+        token: int | None = None,
+        expect: Collection[records.SuspensionState] = (),
     ) -> None: ...
     def suspensions(self, run_id: str | None = None, *, unrestored: bool = False) -> list[records.SuspensionRecord]: ...
-    def finish(self, run_id: str, *, outcome: records.Outcome, report_dir: str | None, at: float) -> None: ...
     def export_jsonl(self, run_id: str, path: Path) -> None: ...
     def close(self) -> None: ...

@@ -1,4 +1,6 @@
-"""The SQLite journal: durable before return, visible to other processes, queryable by run."""
+"""The SQLite journal file: WAL and full sync, durable before return, visible to other processes.
+
+Behaviour shared with PostgreSQL is in tests/unit/journal/test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import errors, records
-from orchestrator.journal import sqlite
+from orchestrator.adapters import journaldb
+from orchestrator.journal import store
 
 S = records.RunState
 
@@ -21,7 +24,7 @@ def _run(run_id: str = "d-1", at: float = 100.0, state: records.RunState = S.PLA
         run_id=run_id,
         drill_name="d",
         drill_path="/x/d.yaml",
-        mode="no-automation",
+        mode=records.RunMode.NO_AUTOMATION,
         target_key="sandbox:/tmp/x",
         state=state,
         created_at=at,
@@ -52,12 +55,13 @@ def _event(run_id: str = "d-1", name: str = "x") -> records.Event:
 
 
 def test_wal_and_full_sync(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    db = journaldb.JournalDb(tmp_path / "j.db", read_only=False)
     try:
-        mode = journal._db.execute("PRAGMA journal_mode").fetchone()[0]
-        sync = journal._db.execute("PRAGMA synchronous").fetchone()[0]
+        with db._engine.connect() as conn:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
     finally:
-        journal.close()
+        db.close()
     assert mode == "wal"
     assert sync == 2  # FULL
 
@@ -65,7 +69,7 @@ def test_wal_and_full_sync(tmp_path: Path) -> None:
 def test_intent_is_visible_to_another_process_before_the_call_returns(tmp_path: Path) -> None:
     """Write-ahead: once record_intent returns, a fresh process (as after SIGKILL) reads the prior state."""
     db = tmp_path / "j.db"
-    journal = sqlite.SqliteJournal(db)
+    journal = store.open_journal(db)
     journal.create_run(_run())
     journal.record_intent(_suspension(), _event(name="suspend.intent"))
     reader = (
@@ -78,7 +82,7 @@ def test_intent_is_visible_to_another_process_before_the_call_returns(tmp_path: 
 
 
 def test_update_suspension_and_unrestored_filter(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    journal = store.open_journal(tmp_path / "j.db")
     journal.create_run(_run())
     journal.record_intent(_suspension(), _event())
     assert [s.state for s in journal.suspensions(unrestored=True)] == [records.SuspensionState.INTENDED]
@@ -90,10 +94,10 @@ def test_update_suspension_and_unrestored_filter(tmp_path: Path) -> None:
 
 
 def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    journal = store.open_journal(tmp_path / "j.db")
     journal.create_run(_run())
     before = len(journal.events("d-1"))
-    # A suspension for a run that does not exist violates the foreign key: neither row nor event lands.
+    # A suspension for a run that does not exist is refused: neither row nor event lands.
     with pytest.raises(errors.JournalError):
         journal.record_intent(_suspension("nope"), _event("d-1"))
     assert len(journal.events("d-1")) == before
@@ -102,7 +106,7 @@ def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_resolve_run_by_prefix_latest_and_active(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    journal = store.open_journal(tmp_path / "j.db")
     journal.create_run(_run("alpha-1", at=100.0))
     journal.create_run(_run("alpha-2", at=200.0))
     journal.create_run(_run("beta-1", at=300.0))
@@ -120,7 +124,7 @@ def test_resolve_run_by_prefix_latest_and_active(tmp_path: Path) -> None:
 
 
 def test_events_filter_by_kind_and_sequence_and_export(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    journal = store.open_journal(tmp_path / "j.db")
     journal.create_run(_run())
     seq = journal.append(
         records.Event(run_id="d-1", at=102.0, kind=records.EventKind.COMMAND, name="ack", actor="alice")
@@ -141,11 +145,11 @@ def test_events_filter_by_kind_and_sequence_and_export(tmp_path: Path) -> None:
 def test_unopenable_journal_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(errors.JournalError, match="cannot open the journal"):
-        sqlite.SqliteJournal(tmp_path / "file" / "j.db")
+        store.open_journal(tmp_path / "file" / "j.db")
 
 
 def test_second_connection_sees_wal_writes(tmp_path: Path) -> None:
-    journal = sqlite.SqliteJournal(tmp_path / "j.db")
+    journal = store.open_journal(tmp_path / "j.db")
     journal.create_run(_run())
     other = sqlite3.connect(tmp_path / "j.db")
     try:

@@ -1,0 +1,575 @@
+"""The journal's database, through SQLAlchemy Core: SQLite (one file, the default) or PostgreSQL (a team's).
+
+Everything that knows SQL lives here: the tables, one engine per URL, the schema version and its
+migrations, the dialect differences, and the translation of driver errors into
+``orchestrator.errors`` (decided here: a read-only database is ``JournalReadOnlyError``, a file
+that is not a database is ``JournalUnavailableError``). Rows cross this boundary as plain dicts
+keyed by column name; ``orchestrator.journal.store`` turns them into records.
+
+Concurrency. Every write is one transaction. On SQLite it starts with ``BEGIN IMMEDIATE`` (the
+whole file is locked for writing; other writers wait up to ``busy_timeout_s``), in WAL mode with
+``synchronous=FULL`` so a commit is durable before the call returns. On PostgreSQL the run's row is
+locked (``SELECT ... FOR UPDATE``) before any fenced write, so fencing checks and compare-and-set
+cannot interleave; ``take_over`` is a single conditional ``UPDATE``; target locks use
+``INSERT ... ON CONFLICT DO NOTHING`` and then lock the existing row.
+
+Schema versions. ``schema_version`` holds one row. Version 1 is the first SQLite layout (no such
+table); opening it for writing migrates in place (new columns with defaults: existing runs get
+token 1 and owner ''; existing commands count as consumed, so an upgraded run never replays them).
+A journal newer than this code is refused. A read-only open never migrates: it reads a version 1
+journal as it is, filling the missing columns with their defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import urllib.parse
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
+
+from orchestrator import errors
+
+Row = dict[str, Any]
+
+SCHEMA_VERSION = 2
+_PG_SCHEMA_LOCK = 0x6472696C6C  # "drill": serializes schema creation between processes on PostgreSQL
+
+metadata = sa.MetaData()
+_Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite AUTOINCREMENT needs exactly INTEGER
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("drill_name", sa.Text, nullable=False),
+    sa.Column("drill_path", sa.Text, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("target_key", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("deadline_at", sa.Double, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("experiment", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text),
+    sa.Column("report_dir", sa.Text),
+    sa.Column("owner", sa.Text, nullable=False, server_default=""),
+    sa.Column("token", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("heartbeat_at", sa.Double, nullable=False, server_default="0"),
+    sa.Index("runs_created", "created_at"),
+)
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("expected", sa.Text, nullable=False),
+    sa.Column("actual", sa.Text, nullable=False),
+    sa.Column("duration_s", sa.Double),
+    sa.Column("data", sa.Text, nullable=False),
+    # Commands are delivered by this flag, not by seq: PostgreSQL sequences are not commit order.
+    sa.Column("consumed", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("events_run", "run_id", "seq"),
+    sqlite_autoincrement=True,
+)
+suspensions = sa.Table(
+    "suspensions",
+    metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("policy", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("target_key", sa.Text, nullable=False),
+    sa.Column("prior", sa.Text, nullable=False),
+    sa.Column("deadline_at", sa.Double, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("prior_known", sa.Integer, nullable=False, server_default="1"),
+)
+target_locks = sa.Table(
+    "target_locks",
+    metadata,
+    sa.Column("target_key", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("locked_at", sa.Double, nullable=False),
+)
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+# Columns added after version 1, with the value a version 1 row reads as (read-only opens).
+_V1_MISSING: dict[str, dict[str, Any]] = {
+    "runs": {"owner": "", "token": 1, "heartbeat_at": 0.0},
+    "events": {"consumed": 1},
+    "suspensions": {"prior_known": 1},
+}
+_V1_TO_V2 = [
+    "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE runs ADD COLUMN token INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0",
+    "UPDATE runs SET heartbeat_at = updated_at",
+    "ALTER TABLE events ADD COLUMN consumed INTEGER NOT NULL DEFAULT 0",
+    "UPDATE events SET consumed = 1 WHERE kind = 'command'",
+    "ALTER TABLE suspensions ADD COLUMN prior_known INTEGER NOT NULL DEFAULT 1",
+    "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
+]
+
+
+def display_url(url: str | Path) -> str:
+    """The URL for messages: a path as is, a database URL without its password."""
+    if isinstance(url, Path) or "://" not in url:
+        return str(url)
+    parsed = sa.make_url(url)
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in ("password", "passfile")}
+    return parsed.set(password=None, query=query).render_as_string(hide_password=False)
+
+
+def _sqlite_path(url: str | Path) -> Path | None:
+    """The file of a SQLite journal, or None for a server URL."""
+    if isinstance(url, Path) or "://" not in url:
+        return Path(url).expanduser()
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        raise errors.JournalError(f"a journal needs a file: {display_url(url)}")
+    return Path(parsed.database).expanduser()
+
+
+class JournalDb:
+    """One journal database; safe to share between threads (one pooled connection per thread)."""
+
+    def __init__(self, url: str | Path, *, read_only: bool, busy_timeout_s: float = 30.0) -> None:
+        self.url = display_url(url)
+        self.read_only = read_only
+        self._missing: dict[str, dict[str, Any]] = {}
+        path = _sqlite_path(url)
+        self.path = path
+        if path is not None:
+            self._engine = self._sqlite_engine(path, busy_timeout_s)
+        else:
+            self._engine = self._postgresql_engine(str(url))
+        try:
+            with self._translate("open"):
+                self._prepare_schema()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- engines -----------------------------------------------------------------------------------
+
+    def _sqlite_engine(self, path: Path, busy_timeout_s: float) -> sa.Engine:
+        read_only = self.read_only
+        if read_only and not path.is_file():
+            raise errors.JournalUnavailableError(f"no journal at {path}")
+        if not read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise errors.JournalUnavailableError(f"cannot open the journal at {path}: {exc}") from exc
+
+        def connect() -> sqlite3.Connection:
+            if not read_only:
+                return sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+            uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                # A WAL journal in a folder we cannot write and no -shm file to share: read it as an
+                # immutable file. Safe only when no writer is mid-way, which a -wal file would show.
+                if Path(f"{path}-wal").exists():
+                    raise
+                return sqlite3.connect(
+                    uri + "&immutable=1",
+                    uri=True,
+                    timeout=busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+
+        engine = sa.create_engine("sqlite+pysqlite://", creator=connect)
+
+        @sa_event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            if read_only:
+                cursor.execute("PRAGMA query_only=ON")
+            else:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @sa_event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            # The driver runs in autocommit; a write takes the file's write lock up front so two
+            # writers queue on the busy timeout instead of failing on a lock upgrade.
+            immediate = conn.get_execution_options().get("drill_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def _postgresql_engine(self, url: str) -> sa.Engine:
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            raise errors.JournalError(
+                f"unsupported journal URL {self.url}: use a file path, sqlite:/// or postgresql://"
+            )
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        connect_args: dict[str, Any] = {"connect_timeout": 10}
+        if self.read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=8, connect_args=connect_args)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    # -- transactions and errors -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate(self, what: str) -> Iterator[None]:
+        """Driver errors become the journal's own, with their domain meaning decided here."""
+        try:
+            yield
+        except errors.DrillError:
+            raise
+        except sa_exc.IntegrityError as exc:
+            raise errors.JournalError(f"journal {what} refused by {self.url}: {_first_line(exc)}") from exc
+        except sa_exc.DBAPIError as exc:
+            text = _first_line(exc)
+            lowered = text.lower()
+            if "readonly database" in lowered or "read-only transaction" in lowered:
+                raise errors.JournalReadOnlyError(f"the journal at {self.url} is read-only: {text}") from exc
+            # OperationalError: cannot connect, locked past the timeout, cannot open; a bare
+            # DatabaseError from SQLite: the file is not a database or is damaged.
+            if (
+                exc.connection_invalidated
+                or isinstance(exc, sa_exc.OperationalError)
+                or type(exc) is sa_exc.DatabaseError
+            ):
+                raise errors.JournalUnavailableError(f"cannot {what} the journal at {self.url}: {text}") from exc
+            raise errors.JournalError(f"journal {what} failed ({self.url}): {text}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise errors.JournalError(f"journal {what} failed ({self.url}): {_first_line(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[sa.Connection]:
+        """One write transaction, committed (durable) when the block ends."""
+        if self.read_only:
+            raise errors.JournalReadOnlyError(f"the journal at {self.url} was opened read-only; cannot {what}")
+        with self._translate(what), self._engine.connect() as conn:
+            conn.execution_options(drill_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[sa.Connection]:
+        with self._translate(what), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- schema ------------------------------------------------------------------------------------
+
+    def _prepare_schema(self) -> None:
+        if self.read_only:
+            with self._read("open") as conn:
+                version = self._version(conn)
+                self._check_version(version, read_only=True)
+                if version == 1:
+                    self._missing = _V1_MISSING
+            return
+        with self._write("open") as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+            version = self._version(conn)
+            self._check_version(version, read_only=False)
+            if version == 0:
+                metadata.create_all(conn)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                return
+            if version == 1:  # only ever a SQLite layout
+                for statement in _V1_TO_V2:
+                    conn.exec_driver_sql(statement)
+                target_locks.create(conn, checkfirst=True)
+                schema_version.create(conn, checkfirst=True)
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+
+    @staticmethod
+    def _version(conn: sa.Connection) -> int:
+        """0 for an empty database, 1 for the first SQLite layout, else the recorded version."""
+        tables = set(sa.inspect(conn).get_table_names())
+        if "schema_version" in tables:
+            return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar_one() or 0)
+        return 1 if "runs" in tables else 0
+
+    def _check_version(self, version: int, *, read_only: bool) -> None:
+        if version > SCHEMA_VERSION:
+            raise errors.JournalError(
+                f"the journal at {self.url} has schema version {version}, newer than this drill knows"
+                f" ({SCHEMA_VERSION}): upgrade drill"
+            )
+        if version == 0 and read_only:
+            raise errors.JournalUnavailableError(f"no journal at {self.url} (the database holds no journal tables)")
+
+    def _columns(self, table: sa.Table) -> list[sa.Column[Any]]:
+        missing = self._missing.get(table.name, {})
+        return [c for c in table.c if c.name not in missing]
+
+    def _row(self, table: sa.Table, row: sa.Row[Any]) -> Row:
+        values = dict(row._mapping)
+        for name, default in self._missing.get(table.name, {}).items():
+            values.setdefault(name, default)
+        return values
+
+    # -- fencing -----------------------------------------------------------------------------------
+
+    def _locked_run(self, conn: sa.Connection, run_id: str, token: int | None) -> Row:
+        """The run's row, locked for this transaction; refused if ``token`` is no longer the owner's."""
+        row = conn.execute(sa.select(*self._columns(runs)).where(runs.c.run_id == run_id).with_for_update()).first()
+        if row is None:
+            raise errors.RunNotFoundError(f"no run {run_id!r} in {self.url}; `drill runs` lists them")
+        values = self._row(runs, row)
+        if token is not None and values["token"] != token:
+            raise errors.OwnershipLostError(
+                f"run {run_id} was taken over by {values['owner'] or 'another process'} (token {values['token']},"
+                f" this process holds {token}); this process writes nothing more"
+            )
+        return values
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def insert_run(self, run: Row, event: Row) -> None:
+        with self._write("create the run") as conn:
+            conn.execute(runs.insert().values(**run))
+            conn.execute(events.insert().values(**event))
+
+    def run(self, run_id: str) -> Row | None:
+        with self._read("read") as conn:
+            row = conn.execute(sa.select(*self._columns(runs)).where(runs.c.run_id == run_id)).first()
+            return None if row is None else self._row(runs, row)
+
+    def runs(self, *, states: Collection[str] = (), prefix: str | None = None, limit: int | None = None) -> list[Row]:
+        """Newest first. ``prefix`` is compared literally (no LIKE: '%' and '_' are plain characters)."""
+        query = sa.select(*self._columns(runs)).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        if states:
+            query = query.where(runs.c.state.in_(list(states)))
+        if prefix is not None:
+            query = query.where(sa.func.substr(runs.c.run_id, 1, len(prefix)) == prefix)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read("read") as conn:
+            return [self._row(runs, r) for r in conn.execute(query)]
+
+    def set_state(
+        self, run_id: str, state: str, *, at: float, event: Row, token: int | None, expect: Collection[str]
+    ) -> None:
+        with self._write("record the transition") as conn:
+            current = self._locked_run(conn, run_id, token)
+            if expect and current["state"] not in expect:
+                raise errors.StateConflictError(
+                    f"run {run_id} is {current['state']}, not {' or '.join(sorted(expect))}; not moved to {state}"
+                )
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(state=state, updated_at=at))
+            conn.execute(events.insert().values(**event))
+
+    def update_run(self, run_id: str, values: Row, *, token: int | None) -> None:
+        with self._write("update the run") as conn:
+            self._locked_run(conn, run_id, token)
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+
+    def heartbeat(self, run_id: str, *, token: int, at: float) -> None:
+        with self._write("record the heartbeat") as conn:
+            done = conn.execute(
+                runs.update().where(runs.c.run_id == run_id, runs.c.token == token).values(heartbeat_at=at)
+            )
+            if done.rowcount != 1:
+                self._locked_run(conn, run_id, token)  # raises: not found or taken over
+
+    def take_over(self, run_id: str, *, owner: str, expected_token: int, at: float, event: Row) -> int:
+        """Compare-and-set on the ownership record: one conditional UPDATE, so exactly one contender wins."""
+        with self._write("take over the run") as conn:
+            won = conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id, runs.c.token == expected_token)
+                .values(owner=owner, token=expected_token + 1, heartbeat_at=at)
+            )
+            if won.rowcount != 1:
+                current = self._locked_run(conn, run_id, None)
+                raise errors.OwnershipLostError(
+                    f"run {run_id} is held by {current['owner'] or 'its first process'} with token"
+                    f" {current['token']}, not {expected_token}: another process took it over first"
+                )
+            conn.execute(events.insert().values(**event))
+        return expected_token + 1
+
+    # -- target locks ------------------------------------------------------------------------------
+
+    def lock_target(self, target_key: str, *, run_id: str, at: float, finished: Collection[str]) -> str | None:
+        insert = sa_postgresql.insert if self.dialect == "postgresql" else sa_sqlite.insert
+        with self._write("lock the target") as conn:
+            for _ in range(5):  # the holder may unlock between our insert and our read: try again
+                taken = conn.execute(
+                    insert(target_locks)
+                    .values(target_key=target_key, run_id=run_id, locked_at=at)
+                    .on_conflict_do_nothing(index_elements=["target_key"])
+                )
+                if taken.rowcount == 1:
+                    return None
+                holder = conn.execute(
+                    sa.select(target_locks.c.run_id).where(target_locks.c.target_key == target_key).with_for_update()
+                ).scalar_one_or_none()
+                if holder is None:
+                    continue
+                if holder == run_id:
+                    return None
+                state = conn.execute(sa.select(runs.c.state).where(runs.c.run_id == holder)).scalar_one_or_none()
+                if state is not None and state not in finished:
+                    return str(holder)
+                conn.execute(
+                    target_locks.update()
+                    .where(target_locks.c.target_key == target_key, target_locks.c.run_id == holder)
+                    .values(run_id=run_id, locked_at=at)
+                )
+                return None
+        raise errors.JournalError(f"could not lock {target_key} in {self.url}: the lock kept changing hands")
+
+    def unlock_target(self, target_key: str, *, run_id: str) -> None:
+        with self._write("unlock the target") as conn:
+            conn.execute(
+                target_locks.delete().where(target_locks.c.target_key == target_key, target_locks.c.run_id == run_id)
+            )
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def append(self, event: Row, *, token: int | None) -> int:
+        with self._write("append the event") as conn:
+            if token is not None:
+                self._locked_run(conn, str(event["run_id"]), token)
+            key = conn.execute(events.insert().values(**event)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def events(self, run_id: str, *, after_seq: int, kinds: Sequence[str]) -> list[Row]:
+        query = sa.select(*self._columns(events)).where(events.c.run_id == run_id, events.c.seq > after_seq)
+        if kinds:
+            query = query.where(events.c.kind.in_(list(kinds)))
+        with self._read("read the events") as conn:
+            return [self._row(events, r) for r in conn.execute(query.order_by(events.c.seq))]
+
+    def take_events(self, run_id: str, *, kind: str, token: int) -> list[Row]:
+        """Unconsumed events of ``kind``, in seq order, marked consumed in the same transaction."""
+        with self._write("take the commands") as conn:
+            self._locked_run(conn, run_id, token)
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    sa.select(events)
+                    .where(events.c.run_id == run_id, events.c.kind == kind, events.c.consumed == 0)
+                    .order_by(events.c.seq)
+                )
+            ]
+            if rows:
+                conn.execute(events.update().where(events.c.seq.in_([r["seq"] for r in rows])).values(consumed=1))
+            return rows
+
+    # -- suspensions -------------------------------------------------------------------------------
+
+    def insert_suspension(self, suspension: Row, event: Row, *, token: int | None) -> None:
+        what = f"record the intent for {suspension['policy']} of run {suspension['run_id']}"
+        with self._write(what) as conn:
+            self._locked_run(conn, str(suspension["run_id"]), token)
+            key = (suspensions.c.run_id == suspension["run_id"], suspensions.c.policy == suspension["policy"])
+            if conn.execute(sa.select(suspensions.c.state).where(*key)).first() is not None:
+                raise errors.JournalError(
+                    f"an intent for {suspension['policy']} of run {suspension['run_id']} is already recorded;"
+                    " its prior value is never overwritten"
+                )
+            conn.execute(suspensions.insert().values(**suspension))
+            conn.execute(events.insert().values(**event))
+
+    def _locked_suspension(self, conn: sa.Connection, run_id: str, policy: str) -> Row:
+        row = conn.execute(
+            sa.select(suspensions)
+            .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise errors.JournalError(f"no suspension of {policy} recorded for run {run_id} in {self.url}")
+        return dict(row._mapping)
+
+    def set_prior(self, run_id: str, policy: str, prior: str, *, token: int | None) -> None:
+        with self._write(f"record the prior of {policy}") as conn:
+            self._locked_run(conn, run_id, token)
+            current = self._locked_suspension(conn, run_id, policy)
+            if current["prior_known"]:
+                if current["prior"] == prior:
+                    return
+                raise errors.JournalError(
+                    f"the prior of {policy} for run {run_id} is already recorded; it is never replaced"
+                )
+            conn.execute(
+                suspensions.update()
+                .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
+                .values(prior=prior, prior_known=1)
+            )
+
+    def update_suspension(
+        self,
+        run_id: str,
+        policy: str,
+        values: Row,
+        *,
+        event: Row,
+        token: int | None,
+        expect: Collection[str],
+    ) -> None:
+        with self._write(f"update the suspension of {policy}") as conn:
+            self._locked_run(conn, run_id, token)
+            current = self._locked_suspension(conn, run_id, policy)
+            if expect and current["state"] not in expect:
+                raise errors.StateConflictError(
+                    f"the suspension of {policy} for run {run_id} is {current['state']},"
+                    f" not {' or '.join(sorted(expect))}; not moved to {values['state']}"
+                )
+            conn.execute(
+                suspensions.update()
+                .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
+                .values(**values)
+            )
+            conn.execute(events.insert().values(**event))
+
+    def suspensions(self, *, run_id: str | None, states: Collection[str]) -> list[Row]:
+        query = sa.select(*self._columns(suspensions)).order_by(suspensions.c.run_id, suspensions.c.policy)
+        if run_id is not None:
+            query = query.where(suspensions.c.run_id == run_id)
+        if states:
+            query = query.where(suspensions.c.state.in_(list(states)))
+        with self._read("read the suspensions") as conn:
+            return [self._row(suspensions, r) for r in conn.execute(query)]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's SQL echo and parameters (they may hold user data)."""
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
