@@ -2,7 +2,10 @@
 
 A marker is written on the object itself *before* the mutation, with the run id, the original
 value and a deadline, so anyone with access can restore it from any machine, even without
-the journal. Every implementation passes ``tests/unit/policies/test_contract.py``.
+the journal. Claiming the object (writing the marker) and reading the value to restore are ONE
+atomic step on the object (``Suspender.claim``), refused when another run's marker is there:
+two runs started together can never record each other's suspended value as their prior.
+Every implementation passes ``tests/unit/policies/test_contract.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class Marker:
     kind: str
     original: dict[str, Any]
     deadline_at: float
+    instance: str = ""
+    """The identity of the object it was claimed on (the sandbox supervisor's instance id; a Kubernetes uid)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -38,9 +43,19 @@ class Marker:
                 kind=str(data["kind"]),
                 original=dict(data["original"]),
                 deadline_at=float(data["deadline_at"]),
+                instance=str(data.get("instance") or ""),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+
+def conflict_message(name: str, where: str, holder: str) -> str:
+    """The refusal every suspender gives when another run's marker is on the object."""
+    if not holder:
+        return f"{name}: {where} carries an annotation under {MARKER_KEY} that is not a drill marker; remove it by hand"
+    return (
+        f"{name}: {where} carries a marker from run {holder}; if that run is over, `drill restore {holder}` restores it"
+    )
 
 
 class Suspender(Protocol):
@@ -50,7 +65,7 @@ class Suspender(Protocol):
     name: str
 
     def snapshot(self) -> dict[str, Any]:
-        """The policy's current value: what restore must put back. Reads only."""
+        """The policy's current value. Reads only (plans, reports); the prior to restore comes from ``claim``."""
         ...
 
     def describe(self, value: dict[str, Any]) -> str:
@@ -65,18 +80,35 @@ class Suspender(Protocol):
         """The marker on the object now, if any."""
         ...
 
-    def suspend(self, marker: Marker) -> None:
-        """Write the marker, then suspend. Idempotent."""
+    def claim(self, marker: Marker) -> dict[str, Any]:
+        """ONE atomic step on the object: write ``marker`` with ``original`` = the value read in that same step,
+        and return that original.
+
+        ``marker.original`` is ignored (pass ``{}``). Refused with ``errors.MarkerConflictError`` naming the holder
+        when another run's marker is there (nothing is written). Idempotent for the same run id: returns the
+        original its own marker recorded.
+        """
         ...
 
-    def verify_suspended(self) -> bool:
-        """Read back: is it suspended and marked?"""
+    def suspend(self, *, run_id: str) -> None:
+        """Apply the suspended value, only while this run's marker is on the object (else ``errors.PolicyError``;
+        ``errors.MarkerConflictError`` when it is another run's). Idempotent."""
+        ...
+
+    def verify_suspended(self, *, run_id: str) -> bool:
+        """Read back: is it suspended and marked by this run, on the object that was claimed?"""
         ...
 
     def restore(self, original: dict[str, Any], *, run_id: str) -> None:
-        """Put ``original`` back and remove this run's marker (another run's marker is left alone). Idempotent."""
+        """Put ``original`` back and remove this run's marker, in one step. Idempotent; no marker: nothing to do.
+
+        Never clobbers another run's marker or value: raises ``errors.MarkerConflictError`` naming the holder.
+        """
         ...
 
     def verify_restored(self, original: dict[str, Any], *, run_id: str) -> bool:
-        """Read back: is the value ``original`` and this run's marker gone?"""
+        """Read back: is the value ``original`` and this run's marker gone?
+
+        Raises ``errors.PolicyError`` when the object answering is not the one that was claimed.
+        """
         ...

@@ -1,4 +1,8 @@
-"""Client for the sandbox supervisor, and starting/stopping it as a detached daemon."""
+"""Client for the sandbox supervisor, and starting/stopping it as a detached daemon.
+
+The client finds the supervisor through its home lock (``homelock.py``), not through its files, so it reaches
+the one supervisor of a home even while that supervisor re-creates files someone deleted.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from orchestrator import processes
+from orchestrator.sandbox import homelock
 
 SUPERVISOR_FILE = "supervisor.json"
 STATE_FILE = "state.json"
@@ -37,6 +42,22 @@ class SandboxTimeoutError(SandboxError, TimeoutError):
     """A bounded wait on the sandbox ran out."""
 
 
+class SandboxConflictError(SandboxError):
+    """A marker-guarded operation was refused: the marker on the key is another run's (or absent)."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder  # the run id whose marker is there; "" when there is none
+
+
+class SandboxInstanceError(SandboxError):
+    """The supervisor answering is not the instance the caller claimed on."""
+
+    def __init__(self, message: str, *, instance: str) -> None:
+        super().__init__(message)
+        self.instance = instance  # the instance that answered
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     pid: int | None
@@ -50,6 +71,7 @@ class ServiceStatus:
 @dataclass(frozen=True)
 class SandboxStatus:
     supervisor_pid: int
+    instance: str
     autorestart: bool
     annotations: Mapping[str, str]
     service_port: int
@@ -64,6 +86,7 @@ class SandboxStatus:
         svc = data["service"]
         return cls(
             supervisor_pid=int(data["supervisor_pid"]),
+            instance=str(data.get("instance", "")),
             autorestart=bool(data["autorestart"]),
             annotations=MappingProxyType({str(k): str(v) for k, v in data["annotations"].items()}),
             service_port=int(data["service_port"]),
@@ -76,6 +99,23 @@ class SandboxStatus:
                 started_at=svc["started_at"],
             ),
         )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A granted claim: the value read in the same step as the marker was written, and the stored marker."""
+
+    original: Mapping[str, Any]
+    marker: Mapping[str, Any]
+    status: SandboxStatus
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release: ``released`` is False when no marker was on the key (nothing was touched)."""
+
+    released: bool
+    status: SandboxStatus
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -93,16 +133,17 @@ class SandboxClient:
 
     # -- transport
     def _control_port(self) -> int:
-        # Re-read every call: the supervisor gets a new ephemeral control port each time it starts.
-        info = _read_json(self.home / SUPERVISOR_FILE)
+        # Asked every call: the supervisor gets a new ephemeral control port each time it starts.
+        try:
+            info = homelock.holder(self.home, timeout_s=self.timeout_s)
+        except OSError as exc:
+            raise SandboxUnreachable(f"sandbox supervisor of {self.home} does not answer ({exc})") from exc
         if info is None:
             raise SandboxUnreachable(f"no sandbox supervisor running in {self.home}; {_START_HINT}")
-        pid = int(info.get("pid", 0))
-        if not processes.is_process_alive(pid):
-            raise SandboxUnreachable(
-                f"sandbox supervisor in {self.home} is gone (stale {SUPERVISOR_FILE}, pid {pid}); {_START_HINT}"
-            )
-        return int(info["control_port"])
+        port = info.get("control_port")
+        if not isinstance(port, int) or port <= 0:
+            raise SandboxUnreachable(f"sandbox supervisor pid {info['pid']} of {self.home} is still starting")
+        return port
 
     def _request(
         self,
@@ -140,17 +181,58 @@ class SandboxClient:
         *,
         timeout_s: float | None = None,
     ) -> SandboxStatus:
+        return SandboxStatus.from_json(self._call_json(method, path, body, timeout_s=timeout_s))
+
+    def _call_json(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, object] | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
         code, data = self._request(method, path, body, timeout_s=timeout_s)
+        if code == 409 and "holder" in data:
+            raise SandboxConflictError(str(data.get("error")), holder=str(data["holder"]))
+        if code == 409 and "instance" in data:
+            raise SandboxInstanceError(str(data.get("error")), instance=str(data["instance"]))
         if code != 200:
             raise SandboxError(f"{method} {path} -> {code}: {data.get('error', data)}")
-        return SandboxStatus.from_json(data)
+        return data
 
     # -- API
     def status(self) -> SandboxStatus:
         return self._call("GET", "/status")
 
-    def set_autorestart(self, enabled: bool) -> SandboxStatus:
-        return self._call("PUT", "/autorestart", {"enabled": enabled})
+    def set_autorestart(self, enabled: bool, *, guard: tuple[str, str] | None = None) -> SandboxStatus:
+        """Set auto-restart; with ``guard=(key, run_id)`` only while that run's marker is on ``key``
+        (else ``SandboxConflictError``)."""
+        body: dict[str, object] = {"enabled": enabled}
+        if guard is not None:
+            body["guard"] = {"key": guard[0], "run_id": guard[1]}
+        return self._call("PUT", "/autorestart", body)
+
+    def claim(self, key: str, marker: Mapping[str, object]) -> Claim:
+        """Write ``marker`` on ``key`` with the current value as its ``original``, in one step on the supervisor.
+
+        ``SandboxConflictError`` (with the ``holder``) when another run's marker is there; for the run that
+        already holds it, the original its own marker recorded.
+        """
+        data = self._call_json("POST", "/claim", {"key": key, "marker": dict(marker)})
+        claim = data["claim"]
+        return Claim(
+            original=dict(claim["original"]), marker=dict(claim["marker"]), status=SandboxStatus.from_json(data)
+        )
+
+    def release(self, key: str, *, run_id: str, autorestart: bool, instance: str = "") -> Release:
+        """Put ``autorestart`` back and delete ``run_id``'s marker on ``key``, in one step on the supervisor.
+
+        ``SandboxConflictError`` when another run's marker is there (nothing touched); ``SandboxInstanceError``
+        when ``instance`` is given and another supervisor instance answers.
+        """
+        body = {"key": key, "run_id": run_id, "autorestart": autorestart, "instance": instance}
+        data = self._call_json("POST", "/release", body)
+        return Release(released=bool(data["released"]), status=SandboxStatus.from_json(data))
 
     def set_annotation(self, key: str, value: str) -> SandboxStatus:
         return self._call("PUT", _annotation_path(key), {"value": value})
@@ -232,12 +314,23 @@ def _log_tail(home: Path, lines: int = 20) -> str:
         return "(no supervisor.log)"
 
 
+def running(home: Path) -> dict[str, Any] | None:
+    """The live supervisor of ``home`` (pid, instance, control port), or None: asks its lock, not its files."""
+    return homelock.holder(Path(home))
+
+
 def start_sandbox(home: Path, *, port: int = 0, restart_delay_s: float = 0.5, timeout_s: float = 15.0) -> SandboxStatus:
-    """Start the supervisor as a detached daemon, or return the status of the one already running."""
+    """Start the supervisor as a detached daemon, or return the status of the one already running.
+
+    Never starts a second supervisor for a home: the live one is found by its lock, even when its folder
+    was deleted (it re-creates its files), and a supervisor started concurrently exits at once.
+    """
     home = Path(home).resolve()
     client = SandboxClient(home)
     with contextlib.suppress(SandboxUnreachable):
         return client.status()
+    if running(home) is not None:
+        return _await_running(client, timeout_s=timeout_s)
     home.mkdir(parents=True, exist_ok=True)
     # The package may not be installed (run from a checkout): keep `-m orchestrator...` importable.
     pkg_root = str(Path(__file__).resolve().parents[2])
@@ -261,6 +354,8 @@ def start_sandbox(home: Path, *, port: int = 0, restart_delay_s: float = 0.5, ti
             proc.wait()
             rc = -1
     if rc != 0:
+        if running(home) is not None:  # another start won the race for this home: that one is the sandbox
+            return _await_running(client, timeout_s=timeout_s)
         raise SandboxError(f"sandbox supervisor failed to start (exit {rc}):\n{_log_tail(home)}")
     deadline = time.monotonic() + timeout_s
     try:
@@ -269,6 +364,15 @@ def start_sandbox(home: Path, *, port: int = 0, restart_delay_s: float = 0.5, ti
         return client.status()
     except SandboxError as exc:
         raise SandboxError(f"sandbox did not come up in {timeout_s}s ({exc}):\n{_log_tail(home)}") from exc
+
+
+def _await_running(client: SandboxClient, *, timeout_s: float) -> SandboxStatus:
+    try:
+        return client.wait_until(lambda s: True, timeout_s=timeout_s)
+    except SandboxError as exc:
+        raise SandboxError(
+            f"a sandbox supervisor owns {client.home} but does not answer ({exc}); not starting a second one"
+        ) from exc
 
 
 def stop_sandbox(home: Path, *, timeout_s: float = 10.0) -> bool:

@@ -3,34 +3,50 @@
 Run as ``python -m orchestrator.sandbox.supervisor --home H --port P [--restart-delay S] [--daemonize]``.
 All durable state lives in ``H/state.json`` so a suspension (autorestart off + marker annotation) survives a
 crash or restart of the supervisor itself; it is written before any reply that reports it.
+
+One supervisor per home, whatever happens to the folder: the lock is an abstract unix socket named after the
+home (``homelock.py``), which no ``rm -rf`` can take away, and the supervisor re-creates its
+files (state, pid, ports) within ``FILES_CHECK_S`` when they vanish or are overwritten: it owns them.
+
+The ``instance`` id (random, made when a home's state is first created, then kept in ``state.json``) names the
+object a drill suspends: a restarted supervisor that loaded the same state is the same object, a supervisor
+that started on an empty folder is a different one, and restore refuses to verify against it.
+
+Drill markers are annotations whose value is a JSON object with a ``run_id``. Three operations check them
+under the same lock as the value they guard, so claiming and reading the prior value are one step:
+``POST /claim`` (refused with 409 and the ``holder`` when another run's marker is there), ``PUT /autorestart``
+with a ``guard`` (applies only while that run's marker is there) and ``POST /release`` (puts the original
+back and deletes the marker, only when the marker is that run's).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
+import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from orchestrator import processes
-from orchestrator.sandbox.control import STATE_FILE, SUPERVISOR_FILE
+from orchestrator.sandbox import endpoints, homelock
+from orchestrator.sandbox.control import STATE_FILE, SUPERVISOR_FILE, SUPERVISOR_LOG
+from orchestrator.sandbox.endpoints import ConflictError, InstanceMismatchError
 
 SERVICE_PID_FILE = "service.pid"
 SERVICE_LOG = "service.log"
 STOP_GRACE_S = 3.0
+FILES_CHECK_S = 0.5  # how soon vanished or overwritten files are re-created: "within a second or two"
 _POLL_S = 0.05
 
 
@@ -41,6 +57,7 @@ def log(msg: str) -> None:
 
 def atomic_write_json(path: Path, data: object) -> None:
     """Write-then-rename with fsyncs: a crash leaves the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # the home may have been deleted under a running supervisor
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp creates 0600; these files are meant to be read by the operator's tools
@@ -58,6 +75,23 @@ def atomic_write_json(path: Path, data: object) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def marker_run_id(text: str) -> str | None:
+    """The run id of a drill marker annotation, or None when the value is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    run_id = data.get("run_id") if isinstance(data, dict) else None
+    return run_id if isinstance(run_id, str) and run_id else None
 
 
 def _free_port() -> int:
@@ -91,7 +125,9 @@ class Supervisor:
         self._stopping = False
         self._exit = threading.Event()
         self._signalled = False
+        self._info: dict[str, object] | None = None  # supervisor.json as this process wrote it (set by run)
         state = self._load_state()
+        self.instance: str = str(state.get("instance") or secrets.token_hex(8))
         self.autorestart: bool = bool(state.get("autorestart", True))
         self.annotations: dict[str, str] = {str(k): str(v) for k, v in state.get("annotations", {}).items()}
         persisted_port = int(state.get("service_port", 0))
@@ -109,18 +145,38 @@ class Supervisor:
             raise ValueError(f"{path}: expected a JSON object")
         return data
 
+    def _state(self) -> dict[str, object]:
+        return {
+            "autorestart": self.autorestart,
+            "annotations": dict(self.annotations),
+            "service_port": self.service_port,
+            "instance": self.instance,
+        }
+
     def _save_state(self) -> None:
-        atomic_write_json(
-            self.home / STATE_FILE,
-            {
-                "autorestart": self.autorestart,
-                "annotations": self.annotations,
-                "service_port": self.service_port,
-            },
-        )
+        atomic_write_json(self.home / STATE_FILE, self._state())
+
+    def _ensure_files_locked(self) -> None:
+        """Re-create state, pid and port files that vanished or were overwritten (the folder deleted mid-run)."""
+        if self._info is None:
+            return  # not started yet: run() writes them
+        recreated: list[str] = []
+        if _read_json(self.home / STATE_FILE) != self._state():
+            self._save_state()
+            recreated.append(STATE_FILE)
+        if _read_json(self.home / SUPERVISOR_FILE) != self._info:
+            atomic_write_json(self.home / SUPERVISOR_FILE, self._info)
+            recreated.append(SUPERVISOR_FILE)
+        if self._proc is not None and _read_json(self.home / SERVICE_PID_FILE) != self._proc.pid:
+            atomic_write_json(self.home / SERVICE_PID_FILE, self._proc.pid)
+            recreated.append(SERVICE_PID_FILE)
+        if recreated:
+            _reopen_log_if_deleted(self.home / SUPERVISOR_LOG)
+            log(f"re-created {', '.join(recreated)} in {self.home} (instance {self.instance})")
 
     # -- child process (call with the lock held) -----------------------------------------------------------
     def _spawn_locked(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
         with (self.home / SERVICE_LOG).open("ab") as out:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.sandbox.service", "--port", str(self.service_port)],
@@ -159,9 +215,16 @@ class Supervisor:
 
     def _monitor(self) -> None:
         # Polling (not a blocking wait) lets one thread own every transition, including timed restarts.
+        files_due = time.monotonic() + FILES_CHECK_S
         while not self._exit.wait(_POLL_S):
             with self._lock:
                 self._reap_locked()
+                if time.monotonic() >= files_due:
+                    files_due = time.monotonic() + FILES_CHECK_S
+                    try:
+                        self._ensure_files_locked()
+                    except OSError as exc:  # e.g. the parent folder is not writable: keep supervising, retry
+                        log(f"cannot re-create files in {self.home}: {exc}")
 
     def _kill_orphan(self) -> None:
         """A service left behind by a supervisor that was SIGKILLed would hold the port: stop it first."""
@@ -182,12 +245,18 @@ class Supervisor:
                 os.kill(pid, signal.SIGKILL)
 
     # -- operations (called from HTTP handlers) ------------------------------------------------------------
+    def hello(self) -> dict[str, object]:
+        """What the home lock answers: enough to reach this supervisor with no file at all."""
+        info = self._info or {}
+        return {"instance": self.instance, "home": str(self.home), "control_port": info.get("control_port")}
+
     def status(self) -> dict[str, object]:
         with self._lock:
             self._reap_locked()  # so a just-killed service never reads as running
             proc = self._proc
             return {
                 "supervisor_pid": os.getpid(),
+                "instance": self.instance,
                 "autorestart": self.autorestart,
                 "annotations": dict(self.annotations),
                 "service_port": self.service_port,
@@ -201,15 +270,94 @@ class Supervisor:
                 },
             }
 
-    def set_autorestart(self, enabled: bool) -> None:
+    def set_autorestart(self, enabled: bool, *, guard: tuple[str, str] | None = None) -> None:
+        """Set auto-restart; with ``guard=(key, run_id)`` only while that run's marker is on ``key``."""
         with self._lock:
-            self.autorestart = enabled
+            if guard is not None:
+                key, run_id = guard
+                holder = marker_run_id(self.annotations.get(key, "")) or ""
+                if holder != run_id:
+                    raise ConflictError(
+                        f"no marker of run {run_id} on {key} (holder: {holder or 'none'}); auto-restart unchanged",
+                        holder=holder,
+                    )
+            self._apply_autorestart_locked(enabled)
+            log(f"autorestart={'on' if enabled else 'off'}" + (f" (run {guard[1]})" if guard else ""))
+
+    def _apply_autorestart_locked(self, enabled: bool) -> None:
+        previous = self.autorestart
+        self.autorestart = enabled
+        try:
             self._save_state()
-            if not enabled:
-                self._restart_at = None  # a restart already pending must not fire once the policy is suspended
-            elif self._proc is None and self._restart_at is None and not self._stopping:
-                self._restart_at = time.monotonic() + self.restart_delay_s  # auto-restart means: bring it back
-            log(f"autorestart={'on' if enabled else 'off'}")
+        except BaseException:
+            self.autorestart = previous  # never report (or act on) a value that is not durable
+            raise
+        if not enabled:
+            self._restart_at = None  # a restart already pending must not fire once the policy is suspended
+        elif self._proc is None and self._restart_at is None and not self._stopping:
+            self._restart_at = time.monotonic() + self.restart_delay_s  # auto-restart means: bring it back
+
+    def claim(self, key: str, marker: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write ``marker`` on ``key`` with the current value as its original, in one step under the lock.
+
+        Returns (original, stored marker). Refused when another run's marker (or a non-marker) is on ``key``;
+        for the run that already holds it, returns what its own marker recorded (idempotent).
+        """
+        run_id = marker.get("run_id")
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError("marker.run_id must be a non-empty string")
+        with self._lock:
+            existing = self.annotations.get(key)
+            if existing is not None:
+                holder = marker_run_id(existing)
+                if holder != run_id:
+                    what = f"a marker of run {holder}" if holder else "an annotation that is not a drill marker"
+                    raise ConflictError(f"{key} already carries {what}", holder=holder or "")
+                held: dict[str, Any] = json.loads(existing)
+                original = held.get("original")
+                return (dict(original) if isinstance(original, dict) else {}), held
+            original = {"autorestart": self.autorestart, "instance": self.instance}
+            stored = {**marker, "original": original, "instance": self.instance}
+            self.annotations[key] = json.dumps(stored, sort_keys=True)
+            try:
+                self._save_state()
+            except BaseException:
+                del self.annotations[key]
+                raise
+            log(f"claimed {key} for run {run_id} (original autorestart={'on' if original['autorestart'] else 'off'})")
+            return original, stored
+
+    def release(self, key: str, *, run_id: str, autorestart: bool, instance: str) -> bool:
+        """Put ``autorestart`` back and delete ``key`` if it is ``run_id``'s marker, in one step.
+
+        False (nothing touched) when no annotation is on ``key``; refused when another run's marker is there,
+        or when ``instance`` (the one that was claimed) is not this supervisor.
+        """
+        with self._lock:
+            if instance and instance != self.instance:
+                raise InstanceMismatchError(
+                    f"this supervisor is instance {self.instance}, not {instance} that run {run_id} claimed",
+                    instance=self.instance,
+                )
+            existing = self.annotations.get(key)
+            if existing is None:
+                return False
+            holder = marker_run_id(existing)
+            if holder != run_id:
+                raise ConflictError(
+                    f"{key} carries a marker of run {holder or '(not a drill marker)'}, not {run_id}; left alone",
+                    holder=holder or "",
+                )
+            previous = self.autorestart
+            del self.annotations[key]
+            try:
+                self._apply_autorestart_locked(autorestart)
+            except BaseException:
+                self.annotations[key] = existing
+                self.autorestart = previous
+                raise
+            log(f"released {key} of run {run_id}: autorestart={'on' if autorestart else 'off'}")
+            return True
 
     def set_annotation(self, key: str, value: str) -> None:
         with self._lock:
@@ -254,29 +402,34 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         self._kill_orphan()
-        server = _ControlServer(("127.0.0.1", 0), _ControlHandler, self)
+        server = endpoints.ControlServer(("127.0.0.1", 0), self)
         threading.Thread(target=server.serve_forever, name="control", daemon=True).start()
         control_port = int(server.server_address[1])
         with self._lock:
             self._spawn_locked()
+        info: dict[str, object] = {
+            "pid": os.getpid(),
+            "control_port": control_port,
+            "service_port": self.service_port,
+            "started_at": time.time(),
+            "instance": self.instance,
+        }
+        atomic_write_json(self.home / SUPERVISOR_FILE, info)
+        with self._lock:
+            self._info = info
         monitor = threading.Thread(target=self._monitor, name="monitor", daemon=True)
         monitor.start()
-        atomic_write_json(
-            self.home / SUPERVISOR_FILE,
-            {
-                "pid": os.getpid(),
-                "control_port": control_port,
-                "service_port": self.service_port,
-                "started_at": time.time(),
-            },
+        log(
+            f"ready instance={self.instance} control_port={control_port} service_port={self.service_port} "
+            f"autorestart={self.autorestart}"
         )
-        log(f"ready control_port={control_port} service_port={self.service_port} autorestart={self.autorestart}")
         while not self._signalled and not self._exit.wait(0.1):
             pass
         log("stopping")
         self.stop_service()
         self._exit.set()
         monitor.join(timeout=5)
+        self._info = None  # the monitor is gone; nothing re-creates the files removed below
         for name in (SUPERVISOR_FILE, SERVICE_PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (self.home / name).unlink()
@@ -286,93 +439,17 @@ class Supervisor:
         return 0
 
 
-class _ControlServer(ThreadingHTTPServer):
-    def __init__(self, addr: tuple[str, int], handler: type[BaseHTTPRequestHandler], sup: Supervisor) -> None:
-        self.supervisor = sup
-        super().__init__(addr, handler)
-
-
-class _BadRequestError(Exception):
-    pass
-
-
-class _ControlHandler(BaseHTTPRequestHandler):
-    server: _ControlServer
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        sup = self.server.supervisor
-        path = self.path.split("?", 1)[0]
-        try:
-            if method == "GET" and path == "/status":
-                pass
-            elif method == "PUT" and path == "/autorestart":
-                enabled = self._body().get("enabled")
-                if not isinstance(enabled, bool):
-                    raise _BadRequestError('body must be {"enabled": true|false}')
-                sup.set_autorestart(enabled)
-            elif path.startswith("/annotations/") and method in ("PUT", "DELETE"):
-                key = urllib.parse.unquote(path[len("/annotations/") :])
-                if not key:
-                    raise _BadRequestError("empty annotation key")
-                if method == "PUT":
-                    value = self._body().get("value")
-                    if not isinstance(value, str):
-                        raise _BadRequestError('body must be {"value": "<string>"}')
-                    sup.set_annotation(key, value)
-                elif not sup.delete_annotation(key):
-                    self._reply(404, {"error": f"no annotation {key!r}"})
-                    return
-            elif method == "POST" and path == "/restart":
-                sup.restart()
-            elif method == "POST" and path == "/stop":
-                sup.stop_service()
-                self._reply(200, sup.status())
-                sup.request_exit()
-                return
-            else:
-                self._reply(404, {"error": f"no such endpoint: {method} {path}"})
-                return
-        except _BadRequestError as exc:
-            self._reply(400, {"error": str(exc)})
+def _reopen_log_if_deleted(path: Path) -> None:
+    """Point stderr (the daemon's log) at a fresh ``supervisor.log`` when the file it wrote to was deleted."""
+    try:
+        st = os.fstat(2)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 0:
             return
-        except Exception as exc:  # report, don't kill the handler thread silently
-            log(f"error handling {method} {path}: {exc!r}")
-            self._reply(500, {"error": repr(exc)})
-            return
-        self._reply(200, sup.status())
-
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            data = json.loads(self.rfile.read(length) or b"null")
-        except ValueError as exc:
-            raise _BadRequestError(f"invalid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise _BadRequestError("body must be a JSON object")
-        return data
-
-    def _reply(self, code: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # every state change is already logged as an event; request lines would drown them
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:
+        return
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _daemonize() -> None:
@@ -391,17 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     home: Path = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    if args.daemonize:
-        _daemonize()
-    # One supervisor per home: a lock held for the process lifetime (the kernel releases it on death).
-    lock = (home / "supervisor.lock").open("w")
+    # Taken before forking, so a second supervisor for this home fails visibly (exit 1) to whoever started it.
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock = homelock.HomeLock(home)
     except OSError:
         log(f"another supervisor already owns {home}; exiting")
         return 1
+    if args.daemonize:
+        _daemonize()
     try:
-        return Supervisor(home, args.port, args.restart_delay_s).run()
+        supervisor = Supervisor(home, args.port, args.restart_delay_s)
+        lock.hello = supervisor.hello
+        lock.serve()
+        return supervisor.run()
     except Exception as exc:
         log(f"fatal: {exc!r}")
         return 1

@@ -43,7 +43,10 @@ class SandboxTarget:
         return sandbox_policy.SandboxAutorestart(self.client, name=name)
 
     def marked(self) -> list[base.Marker]:
-        status = self.client.status()
+        try:
+            status = self.client.status()
+        except control.SandboxError as exc:
+            raise errors.TargetError(f"cannot read the markers of {self.key}: {exc}") from exc
         text = status.annotations.get(base.MARKER_KEY)
         marker = base.Marker.from_json(text) if text else None
         return [marker] if marker else []

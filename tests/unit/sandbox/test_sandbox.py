@@ -106,6 +106,8 @@ def test_restart_replaces_a_running_service(client: SandboxClient) -> None:
 def test_state_survives_a_supervisor_restart(home: Path, client: SandboxClient) -> None:
     key = "drill.dev/suspension"
     port = client.status().service_port
+    instance = client.status().instance
+    assert instance
     client.set_annotation(key, '{"run": "r1"}')
     client.set_annotation("other.key", "v")
     client.delete_annotation("other.key")
@@ -115,12 +117,18 @@ def test_state_survives_a_supervisor_restart(home: Path, client: SandboxClient) 
     assert not (home / "supervisor.json").exists()
     assert stop_sandbox(home) is False
     saved = json.loads((home / "state.json").read_text())
-    assert saved == {"autorestart": False, "annotations": {key: '{"run": "r1"}'}, "service_port": port}
+    assert saved == {
+        "autorestart": False,
+        "annotations": {key: '{"run": "r1"}'},
+        "service_port": port,
+        "instance": instance,
+    }
 
     st = start_sandbox(home, restart_delay_s=DELAY_S)
     assert st.autorestart is False
     assert dict(st.annotations) == {key: '{"run": "r1"}'}
     assert st.service_port == port  # port 0 was resolved once and persisted
+    assert st.instance == instance  # the same state is the same object, whichever process serves it
     assert dict(client.delete_annotation(key).annotations) == {}
 
 
