@@ -14,8 +14,13 @@ def sandbox(args: argparse.Namespace) -> int:
     client = control.SandboxClient(home)
     try:
         if args.action == "start":
+            # One supervisor per home: a live one (even if its folder was deleted) is reported, never doubled.
+            already = control.running(home) is not None
             status = control.start_sandbox(home, port=args.port)
-            print(f"sandbox running: service {status.url}, supervisor pid {status.supervisor_pid}, home {home}")
+            print(
+                f"sandbox {'already ' if already else ''}running: service {status.url}, "
+                f"supervisor pid {status.supervisor_pid} (instance {status.instance}), home {home}"
+            )
         elif args.action == "stop":
             stopped = control.stop_sandbox(home)
             print("sandbox stopped" if stopped else "no sandbox was running")
@@ -26,7 +31,10 @@ def sandbox(args: argparse.Namespace) -> int:
         else:
             status = client.status()
             service = status.service
-            print(f"supervisor pid {status.supervisor_pid}, auto-restart {'on' if status.autorestart else 'OFF'}")
+            print(
+                f"supervisor pid {status.supervisor_pid} (instance {status.instance}), "
+                f"auto-restart {'on' if status.autorestart else 'OFF'}"
+            )
             print(
                 f"service {'running' if service.running else 'DOWN'} (pid {service.pid}), "
                 f"healthy: {client.healthy()}, automatic restarts: {service.restarts}, url {status.url}"
