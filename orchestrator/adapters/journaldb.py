@@ -134,7 +134,15 @@ def display_url(url: str | Path) -> str:
         return str(url)
     parsed = sa.make_url(url)
     query = {k: v for k, v in parsed.query.items() if k.lower() not in ("password", "passfile")}
-    return parsed.set(password=None, query=query).render_as_string(hide_password=False)
+    bare = sa.URL.create(
+        parsed.drivername,
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=query,
+    )
+    return bare.render_as_string(hide_password=False)
 
 
 def _sqlite_path(url: str | Path) -> Path | None:
