@@ -4,10 +4,15 @@ Behaviour shared with PostgreSQL is in tests/unit/journal/test_contract.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ import pytest
 from orchestrator import errors, records
 from orchestrator.adapters import journaldb
 from orchestrator.journal import store
+from tests.conftest import REPO
 
 S = records.RunState
 
@@ -157,3 +163,183 @@ def test_second_connection_sees_wal_writes(tmp_path: Path) -> None:
     finally:
         other.close()
         journal.close()
+
+
+# The first journal layout (drill 0.1, no schema_version table): kept verbatim as the migration fixture.
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    drill_name TEXT NOT NULL,
+    drill_path TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    deadline_at REAL NOT NULL,
+    definition TEXT NOT NULL,
+    experiment TEXT NOT NULL,
+    outcome TEXT,
+    report_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    expected TEXT NOT NULL,
+    actual TEXT NOT NULL,
+    duration_s REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_run ON events(run_id, seq);
+CREATE TABLE IF NOT EXISTS suspensions (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    policy TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    prior TEXT NOT NULL,
+    deadline_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (run_id, policy)
+);
+"""
+
+
+def _v1_journal(db: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(V1_SCHEMA)
+        conn.execute(
+            "INSERT INTO runs VALUES ('old-1', 'd', '/x/d.yaml', 'chaos', 'sandbox:/x', 'responding', 10.0, 20.0,"
+            " 7, 'h', 70.0, '{}', '{}', NULL, NULL)"
+        )
+        conn.execute(
+            "INSERT INTO events (run_id, at, kind, name, actor, trigger, expected, actual, duration_s, data)"
+            " VALUES ('old-1', 11.0, 'command', 'ack', 'alice', '', '', '', NULL, '{}')"
+        )
+        conn.execute(
+            "INSERT INTO suspensions VALUES ('old-1', 'p', 'sandbox-autorestart', 'sandbox:/x', '{\"a\": 1}', 70.0,"
+            " 'suspended', 12.0, '')"
+        )
+
+
+def test_a_v1_journal_is_migrated_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    _v1_journal(db)
+    journal = store.open_journal(db)
+    try:
+        run = journal.get_run("old-1")
+        assert (run.mode, run.owner, run.token, run.heartbeat_at) == (records.RunMode.CHAOS, "", 1, 20.0)
+        assert journal.take_commands("old-1", token=1) == []  # handled by the old process: never replayed
+        [suspension] = journal.suspensions(unrestored=True)
+        assert suspension.prior == {"a": 1} and suspension.prior_known
+        journal.set_state("old-1", S.RESTORING, actor="drill", trigger="t", at=30.0, token=1)
+        assert journal.lock_target("sandbox:/x", run_id="old-1", at=30.0) is None
+    finally:
+        journal.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(journaldb.SCHEMA_VERSION,)]
+    again = store.open_journal(db)  # a second open finds nothing to migrate
+    assert again.get_run("old-1").state is S.RESTORING
+    again.close()
+
+
+def test_a_read_only_open_reads_a_v1_journal_without_migrating_it(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    _v1_journal(db)
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    reader = store.open_journal(db, read_only=True)
+    try:
+        assert reader.resolve_run(None).token == 1
+        assert [e.name for e in reader.events("old-1")] == ["ack"]
+        assert [s.prior_known for s in reader.suspensions("old-1")] == [True]
+        with pytest.raises(errors.JournalReadOnlyError):
+            reader.set_state("old-1", S.DONE, actor="drill", trigger="t", at=1.0)
+    finally:
+        reader.close()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+
+
+def test_a_journal_newer_than_drill_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    store.open_journal(db).close()
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    for read_only in (False, True):
+        with pytest.raises(errors.JournalError, match=r"schema version 99.*upgrade drill"):
+            store.open_journal(db, read_only=read_only)
+
+
+def test_read_only_changes_no_byte_and_needs_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    journal = store.open_journal(db)
+    journal.create_run(_run())
+    journal.close()
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    reader = store.open_journal(db, read_only=True)
+    assert [r.run_id for r in reader.list_runs()] == ["d-1"]
+    with pytest.raises(errors.JournalReadOnlyError):
+        reader.create_run(_run("d-2"))
+    reader.close()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    with pytest.raises(errors.JournalUnavailableError, match="no journal at"):
+        store.open_journal(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(errors.JournalUnavailableError, match=r"junk\.db"):
+        store.open_journal(tmp_path / "junk.db", read_only=True)
+
+
+_LIST_RUNS = (
+    "import sys; from orchestrator.journal import store;"
+    " print(store.open_journal(sys.argv[1], read_only=True).list_runs()[0].run_id)"
+)
+
+
+def _as_another_user() -> list[str]:
+    """A command prefix running Python as a user who does not own the journal (``nobody`` when we are root).
+
+    The venv's interpreter lives under root's home, which ``nobody`` cannot enter: use the system
+    Python of the same version with the venv's packages on its path.
+    """
+    if os.geteuid() != 0:
+        return [sys.executable]
+    system = Path("/usr/bin/python3")
+    version = subprocess.run(
+        [str(system), "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert version == str(sys.version_info[:2]), f"need {system} at Python {sys.version_info[:2]}, found {version}"
+    path = f"{REPO}:{sysconfig.get_paths()['purelib']}"
+    return ["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={path}", str(system)]
+
+
+def test_a_user_who_cannot_write_the_journal_still_reads_it(tmp_path: Path) -> None:
+    """chmod 444 journal in a 555 folder, read by a user who is not its owner (root cannot be stopped by chmod)."""
+    folder = Path(tempfile.mkdtemp(prefix="drill-ro-", dir="/tmp"))
+    try:
+        journal = store.open_journal(folder / "journal.db")
+        journal.create_run(_run())
+        journal.close()
+        assert not (folder / "journal.db-wal").exists()  # the last close checkpointed the WAL away
+        (folder / "journal.db").chmod(0o444)
+        folder.chmod(0o555)
+        out = subprocess.run(
+            [*_as_another_user(), "-c", _LIST_RUNS, str(folder / "journal.db")],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        assert (out.returncode, out.stdout.strip()) == (0, "d-1"), out.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.db"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
