@@ -16,7 +16,7 @@ import pydantic
 import yaml
 
 from orchestrator import errors, redaction
-from orchestrator.definitions import models
+from orchestrator.definitions import limits, models, reading
 
 Loc = tuple[str | int, ...]
 
@@ -37,7 +37,7 @@ def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            child = (*path, str(key.value))
+            child = (*path, str(key.value) if isinstance(key, yaml.ScalarNode) else "?")
             out[child] = key.start_mark.line + 1
             _line_map(value, child, out)
     elif isinstance(node, yaml.SequenceNode):
@@ -53,36 +53,16 @@ def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
+def _short(text: str, limit: int = 40) -> str:
+    """A key as long as a book would flood the terminal: keep its start and say how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} characters)"
+
+
 def _dotted(loc: Loc) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_short(part)}" if text else _short(part))
     return text or "(document)"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: YAML forbids them and the last one would silently win."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (the last one would silently win)", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
-    """Parse once: the node tree (for line numbers) and the data built from that same tree."""
-    loader = _UniqueKeyLoader(text)
-    try:
-        node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
-    finally:
-        loader.dispose()
 
 
 def _parse_dotted(text: str) -> Loc:
@@ -139,13 +119,23 @@ def _explain(error: Any) -> tuple[Loc, str]:
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = f" Valid fields here: {', '.join(valid)}." if valid else ""
-        return loc, f"unknown field {str(loc[-1])!r}{hint}{listing}"
+        return loc, f"unknown field {_short(str(loc[-1]))!r}{hint}{listing}"
+    if kind == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        got = len(error["input"]) if isinstance(error.get("input"), str) else "more"
+        return loc, f"too long: {got:,} characters, at most {limit:,}; shorten it"
+    if kind == "too_long":
+        ctx = error.get("ctx", {})
+        got = ctx.get("actual_length")
+        count = f"{got:,} items" if isinstance(got, int) else "too many items"
+        return loc, f"{count}, at most {ctx.get('max_length'):,}; keep the ones the drill needs or split the drill"
     return loc, f"{message} (got {_describe(error.get('input'))})"
 
 
 def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc, int]) -> errors.DefinitionErrors:
     found: list[errors.DefinitionError] = []
-    for error in exc.errors():
+    problems = exc.errors()
+    for error in problems[: limits.LIMITS.max_errors]:
         loc, message = _explain(error)
         # Validator wrappers can add internal tags such as 'function-after[...]' to the loc; drop those.
         loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
@@ -153,6 +143,11 @@ def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc
             errors.DefinitionError(
                 file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redaction.redact(message)
             )
+        )
+    if len(problems) > len(found):
+        more = len(problems) - len(found)
+        found.append(
+            errors.DefinitionError(file=file, field="(document)", message=f"and {more:,} more problems like these")
         )
     return errors.DefinitionErrors(found)
 
@@ -163,21 +158,36 @@ def _single(file: str, field: str, message: str, line: int | None = None) -> err
     )
 
 
+def _drill_bounds() -> reading.Bounds:
+    return reading.Bounds(
+        max_depth=limits.LIMITS.max_depth, max_nodes=limits.LIMITS.drill_nodes, max_aliases=limits.LIMITS.aliases
+    )
+
+
+def _experiment_bounds() -> reading.Bounds:
+    return reading.Bounds(
+        max_depth=limits.LIMITS.max_depth,
+        max_nodes=limits.LIMITS.experiment_nodes,
+        max_aliases=limits.LIMITS.aliases,
+    )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return problem, (mark.line + 1 if mark is not None else None)
+
+
 def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int]]:
     """Read and type-check a drill file; raises DefinitionErrors naming file, line and field."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _single(file, "(file)", "no such file; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _single(file, "(file)", f"cannot read: {exc}") from None
-    try:
-        node, data = _compose_and_construct(text)
+        text = reading.read_text(path, max_bytes=limits.LIMITS.drill_file_bytes)
+        node, data = reading.parse_yaml(text, _drill_bounds())
+    except reading.InputRefused as exc:
+        raise _single(file, f"({exc.kind})", exc.message, exc.line) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
+        problem, line = _yaml_problem(exc)
         raise _single(file, "(yaml)", f"not valid YAML: {problem}; check indentation and quoting", line) from None
     if not isinstance(data, dict) or node is None:
         raise _single(
@@ -197,6 +207,58 @@ def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int
     return drill, data, lines
 
 
+_EXPERIMENT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _check_activities(experiment: dict[str, Any]) -> None:
+    hypothesis = experiment.get("steady-state-hypothesis")
+    parts = {
+        "method": experiment.get("method"),
+        "rollbacks": experiment.get("rollbacks"),
+        "steady-state-hypothesis.probes": hypothesis.get("probes") if isinstance(hypothesis, dict) else None,
+    }
+    counts = {name: len(value) for name, value in parts.items() if isinstance(value, list)}
+    if sum(counts.values()) > limits.LIMITS.activities:
+        listed = ", ".join(f"{count:,} in {name}" for name, count in counts.items())
+        raise reading.InputRefused(
+            f"{sum(counts.values()):,} activities ({listed}), at most {limits.LIMITS.activities:,}; "
+            "a drill injects one fault: keep the activities it needs"
+        )
+
+
+def read_experiment(path: Path) -> dict[str, Any]:
+    """Read a Chaos Toolkit experiment (JSON or YAML, chosen by extension as ``chaos`` does) within bounds.
+
+    The same bounded reader and parser as drill files, then a cap on its activities; raises ExperimentError
+    whose message starts with ``NAME[:LINE]:``. Chaos Toolkit's own validation is ``chaostoolkit.validate_experiment``.
+    """
+    bounds = _experiment_bounds()
+    if path.suffix not in _EXPERIMENT_SUFFIXES:
+        raise errors.ExperimentError(
+            f"{path.name}: only files with json, yaml or yml extensions are supported; rename it"
+        )
+    try:
+        text = reading.read_text(path, max_bytes=limits.LIMITS.experiment_file_bytes)
+        experiment = (
+            reading.decode_json(text, bounds) if path.suffix == ".json" else reading.parse_yaml(text, bounds)[1]
+        )
+        if isinstance(experiment, dict):
+            _check_activities(experiment)
+        reading.check_structure(experiment, bounds)
+    except reading.InputRefused as exc:
+        where = f"{path.name}:{exc.line}" if exc.line is not None else path.name
+        raise errors.ExperimentError(f"{where}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        problem, line = _yaml_problem(exc)
+        where = f"{path.name}:{line}" if line is not None else path.name
+        raise errors.ExperimentError(f"{where}: not valid YAML: {problem}; check indentation and quoting") from None
+    if not isinstance(experiment, dict):
+        raise errors.ExperimentError(
+            f"{path.name}: an experiment file holds a mapping (title, description, method, ...)"
+        )
+    return experiment
+
+
 def load_drill(path: Path | str) -> LoadedDrill:
     """Parse a drill and load and validate its experiment with Chaos Toolkit's own validation."""
     from orchestrator.adapters import chaostoolkit
@@ -209,20 +271,28 @@ def load_drill(path: Path | str) -> LoadedDrill:
         return _single(file, _dotted(loc), message, _line_for(lines, loc))
 
     exp_loc: Loc = ("spec", "experiment", "path")
-    exp_path = (path.parent / drill.spec.experiment.path).resolve()
-    if not exp_path.is_file():
+    try:
+        exp_path = (path.parent / drill.spec.experiment.path).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise fail(exp_loc, f"cannot resolve {drill.spec.experiment.path!r}: {exc}") from None
+    if not exp_path.exists():
         raise fail(exp_loc, f"no experiment at {exp_path}; the path is relative to the drill file")
     try:
-        experiment = chaostoolkit.load_experiment(exp_path)
+        experiment = read_experiment(exp_path)
         if drill.spec.experiment.configuration:
             if not isinstance(experiment.get("configuration") or {}, dict):
-                raise errors.ExperimentError("invalid experiment: its configuration must be a mapping")
+                raise errors.ExperimentError(
+                    f"{exp_path.name}: invalid experiment: its configuration must be a mapping"
+                )
             merged = dict(experiment.get("configuration") or {})
             merged.update(drill.spec.experiment.configuration)
             experiment["configuration"] = merged
         chaostoolkit.validate_experiment(experiment)
     except errors.ExperimentError as exc:
-        raise fail(exp_loc, f"{exp_path.name}: {exc}") from None
+        message = str(exc)
+        if not message.startswith(exp_path.name):
+            message = f"{exp_path.name}: {message}"
+        raise fail(exp_loc, message) from None
     if drill.spec.mode is not models.Mode.CHAOS and not experiment.get("steady-state-hypothesis"):
         raise fail(
             exp_loc,

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from orchestrator import durations
-from orchestrator.definitions import cron
+from orchestrator.definitions import cron, limits
 
 API_VERSION = "drill.dev/v1alpha1"
 POLICY_KINDS = ("sandbox-autorestart",)
@@ -37,6 +37,12 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+_L = limits.LIMITS
+#: Lengths are checked before any pattern, so a 10,000-character name costs nothing and says "too long".
+Name = Annotated[str, Field(max_length=_L.name_chars)]
+Text = Annotated[str, Field(max_length=_L.text_chars)]
+PathText = Annotated[str, Field(max_length=_L.path_chars)]
 
 
 def _seconds(value: object) -> float:
@@ -93,10 +99,12 @@ class Role(StrEnum):
 
 
 class Metadata(_Model):
-    name: str = Field(description="Drill name: lowercase letters, digits and dashes, at most 63 characters.")
-    description: str = ""
-    owner: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(
+        max_length=63, description="Drill name: lowercase letters, digits and dashes, at most 63 characters."
+    )
+    description: Text = ""
+    owner: Name | None = None
+    labels: dict[Name, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=_L.labels)
 
     @field_validator("name")
     @classmethod
@@ -112,29 +120,31 @@ class SandboxTarget(_Model):
     """The built-in local sandbox: a real HTTP service under a real supervisor."""
 
     kind: Literal["sandbox"]
-    home: str | None = Field(default=None, description="Sandbox state folder; default $DRILL_HOME/sandbox.")
+    home: PathText | None = Field(default=None, description="Sandbox state folder; default $DRILL_HOME/sandbox.")
 
 
 class SandboxAutorestartPolicy(_Model):
     """The sandbox supervisor's auto-restart: suspended = off, restored = back to its prior value."""
 
     kind: Literal["sandbox-autorestart"]
-    name: str
-    description: str = ""
+    name: Name
+    description: Text = ""
 
 
 class ExperimentRef(_Model):
-    path: str = Field(description="Chaos Toolkit experiment (JSON or YAML), relative to this drill file.")
+    path: PathText = Field(description="Chaos Toolkit experiment (JSON or YAML), relative to this drill file.")
     configuration: dict[str, Any] = Field(
-        default_factory=dict, description="Values merged over the experiment's own configuration."
+        default_factory=dict,
+        max_length=_L.configuration_entries,
+        description="Values merged over the experiment's own configuration.",
     )
 
 
 class Participant(_Model):
-    name: str
+    name: Name = Field(description="How the person names themself in commands (--as NAME), e.g. alice.")
     role: Role
-    slack: str | None = Field(default=None, description="Slack member id, e.g. U024BE7LH.")
-    email: str | None = None
+    slack: Name | None = Field(default=None, description="Slack member id, e.g. U024BE7LH.")
+    email: Annotated[str, Field(max_length=254)] | None = None
 
     @field_validator("name")
     @classmethod
@@ -176,7 +186,7 @@ class Detection(_Model):
 class AbortProbe(_Model):
     """A Chaos Toolkit probe; when its result falls outside ``tolerance`` the drill aborts and restores."""
 
-    name: str
+    name: Annotated[str, Field(max_length=256)]
     provider: dict[str, Any]
     tolerance: Any
     type: Literal["probe"] = "probe"
@@ -189,20 +199,20 @@ class Guardrails(_Model):
     max_duration: PositiveDuration = Field(
         default=1800.0, description="Hard cap on the run from suspension; reaching it times out and restores."
     )
-    abort_when: list[AbortProbe] = Field(default_factory=list)
+    abort_when: list[AbortProbe] = Field(default_factory=list, max_length=_L.abort_probes)
     check_interval: PositiveDuration = Field(default=5.0, description="Time between two guardrail checks.")
 
 
 class Hint(_Model):
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, max_length=_L.text_chars)
     after: Duration | None = Field(
         default=None, description="Reveal automatically this long after the fault is active; else on request."
     )
 
 
 class SlackNotification(_Model):
-    channel: str = Field(description="Channel name (#drills) or id (C0123456).")
-    token_env: str = Field(
+    channel: Name = Field(description="Channel name (#drills) or id (C0123456).")
+    token_env: Name = Field(
         default="SLACK_BOT_TOKEN", description="Environment variable holding the bot token; never the token."
     )
     mention_participants: bool = True
@@ -222,7 +232,7 @@ class Notifications(_Model):
 class Blackout(_Model):
     start: datetime
     end: datetime
-    reason: str = ""
+    reason: Text = ""
 
     @model_validator(mode="after")
     def _order(self) -> Blackout:
@@ -235,7 +245,7 @@ class Blackout(_Model):
 
 class Schedule(_Model):
     cron: str = Field(description="Five-field cron, e.g. '0 10 1 */3 *' (quarterly, 10:00).")
-    timezone: str = "UTC"
+    timezone: Name = "UTC"
     enabled: bool = True
 
     @field_validator("cron")
@@ -256,17 +266,19 @@ class Schedule(_Model):
 class Spec(_Model):
     mode: Mode
     target: SandboxTarget
-    policies: list[SandboxAutorestartPolicy] = Field(default_factory=list)
+    policies: list[SandboxAutorestartPolicy] = Field(default_factory=list, max_length=_L.policies)
     experiment: ExperimentRef
-    failure_mode: str | None = Field(default=None, description="Catalog id of the failure mode this drill exercises.")
-    participants: list[Participant] = Field(default_factory=list)
+    failure_mode: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Catalog id of the failure mode this drill exercises."
+    )
+    participants: list[Participant] = Field(default_factory=list, max_length=_L.participants)
     expectations: Expectations = Field(default_factory=Expectations)
     detection: Detection = Field(default_factory=Detection)
     guardrails: Guardrails = Field(default_factory=Guardrails)
-    hints: list[Hint] = Field(default_factory=list)
+    hints: list[Hint] = Field(default_factory=list, max_length=_L.hints)
     notifications: Notifications = Field(default_factory=Notifications)
     schedule: Schedule | None = None
-    blackouts: list[Blackout] = Field(default_factory=list)
+    blackouts: list[Blackout] = Field(default_factory=list, max_length=_L.blackouts)
 
     @field_validator("target", mode="before")
     @classmethod
