@@ -13,6 +13,10 @@ echo "== import layers"
 .venv/bin/lint-imports
 echo "== test control plane"
 bash tests/cluster/cluster.sh start
-trap 'bash tests/cluster/cluster.sh stop' EXIT
+pg_dir=$(mktemp -d /tmp/drill-test-pg-XXXXXX)
+trap 'bash tests/pg.sh stop "$pg_dir"; bash tests/cluster/cluster.sh stop' EXIT
+echo "== test PostgreSQL"
+DRILL_TEST_PG_URL=$(bash tests/pg.sh start "$pg_dir")
+export DRILL_TEST_PG_URL
 echo "== pytest"
 .venv/bin/pytest "$@"
