@@ -10,5 +10,8 @@
   policy is re-enabling auto-restart, which also brings a down service back by itself.
 
 ``control.py`` is the client used by the CLI, the suspender and the tests; it starts and stops the supervisor
-as a detached daemon whose home directory holds all of its state.
+as a detached daemon whose home directory holds all of its state. ``endpoints.py`` is the supervisor's control
+API, where a drill *claims* the policy (marker written and prior value read in one step under the supervisor's
+lock), suspends it only under its own marker, and *releases* it. ``homelock.py`` keeps one supervisor per home
+even when the folder is deleted: the supervisor re-creates its files, and clients find it by its lock.
 """
