@@ -307,7 +307,13 @@ def test_take_commands_under_concurrent_appends(
     delivered: list[records.Event] = []
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(write, i) for i in range(4)]
-        pool_done = threading.Thread(target=lambda: ([f.result() for f in futures], done.set()))
+
+        def wait_for_writers() -> None:
+            for future in futures:
+                future.exception()
+            done.set()
+
+        pool_done = threading.Thread(target=wait_for_writers)
         pool_done.start()
         while True:  # bounded by the writers finishing; pytest-timeout bounds the whole test
             finished = done.is_set()
