@@ -244,7 +244,14 @@ class Blackout(_Model):
 
 
 class Schedule(_Model):
-    cron: str = Field(description="Five-field cron, e.g. '0 10 1 */3 *' (quarterly, 10:00).")
+    cron: str = Field(
+        max_length=256,
+        description=(
+            "Five-field cron with the standard crontab meaning: minute hour day-of-month month day-of-week, "
+            "e.g. '0 10 1 */3 *' (quarterly, 10:00) or '0 10 * * 1-5' (weekdays, 10:00). Day of week: 0 or 7 = "
+            "Sunday, 1 = Monday ... 6 = Saturday, or sun ... sat. One of day-of-month and day-of-week must be *."
+        ),
+    )
     timezone: Name = "UTC"
     enabled: bool = True
 
