@@ -165,6 +165,17 @@ def test_control_api_rejects_bad_requests(home: Path, client: SandboxClient) -> 
     assert call("GET", "/nope")[0] == 404
     code, body = call("DELETE", "/annotations/absent")
     assert code == 404 and "error" in body
+    assert call("POST", "/claim", b'{"key": "k"}')[0] == 400
+    assert call("POST", "/claim", b'{"key": "k", "marker": {"run_id": ""}}')[0] == 400
+    assert call("POST", "/release", b'{"key": "k", "run_id": "r", "autorestart": "on"}')[0] == 400
+    assert call("PUT", "/autorestart", b'{"enabled": false, "guard": "r"}')[0] == 400
+    code, body = call("PUT", "/autorestart", b'{"enabled": false, "guard": {"key": "k", "run_id": "r"}}')
+    assert code == 409 and body["holder"] == ""  # no marker of run r: nothing suspended
+    assert call("POST", "/claim", b'{"key": "k", "marker": {"run_id": "r"}}')[0] == 200
+    code, body = call("POST", "/claim", b'{"key": "k", "marker": {"run_id": "s"}}')
+    assert code == 409 and body["holder"] == "r"
+    code, body = call("POST", "/release", b'{"key": "k", "run_id": "r", "autorestart": true, "instance": "nope"}')
+    assert code == 409 and body["instance"] == client.status().instance
     assert client.status().autorestart is True
 
 
