@@ -191,7 +191,15 @@ class _Constructor(yaml.constructor.SafeConstructor):
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, OverflowError) as exc:  # a date such as 2026-02-30, a 5,000-digit int
-            raise yaml.constructor.ConstructorError(None, None, f"invalid value: {exc}", node.start_mark) from None
+            text = node.value if isinstance(node.value, str) else ""
+            shown = text if len(text) <= 40 else f"{text[:20]}...({len(text):,} characters)"
+            what = {"int": "number", "float": "number", "timestamp": "date"}.get(node.tag.rsplit(":", 1)[-1], "value")
+            reason = "it has more than 4,300 digits" if "digits" in str(exc) else str(exc)
+            raise InputRefused(
+                f"{shown!r} is not a valid {what}: {reason}; correct it, or quote it to keep it as text",
+                line=_line(node.start_mark),
+                kind="yaml",
+            ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
