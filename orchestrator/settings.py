@@ -42,10 +42,22 @@ class Timing:
     0.2 s keeps a typed ``drill ack`` within a fifth of a second of its real time.
     ``restore_grace_s``: added to a drill's max duration to form each marker's deadline, so a
     healthy run always restores before ``drill restore --expired`` would.
+    ``heartbeat_s``: how often a run refreshes its ownership record; ``lease_s``: a run whose
+    heartbeat is older than this is taken for gone (its process died or its host is unreachable),
+    so ``drill restore`` may take it over before its deadline. 15 s leaves room for a slow shared
+    database while a crashed run is restorable within a quarter of a minute.
+    ``abort_poll_s``: how often a run looks for ``drill abort`` in the journal in every phase, so
+    an abort acts within a second whatever the experiment is doing.
+    ``method_grace_s``: after an abort interrupted the fault injection, how long the rollbacks
+    wait for the method to return (the policies are restored before this wait).
     """
 
     command_poll_s: float = 0.2
     restore_grace_s: float = 120.0
+    heartbeat_s: float = 2.0
+    lease_s: float = 15.0
+    abort_poll_s: float = 0.25
+    method_grace_s: float = 10.0
 
 
 def default_home() -> Path:

@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  drill run drills/examples/sandbox-no-automation.yaml --auto-respond ack=2s,mitigate=6s,resolve=9s\n"
         "  drill run drills/examples/sandbox-auto-recovery.yaml\n\n"
         "exit status: 0 completed, 2 invalid or preflight failed (nothing changed), 3 timed out / not\n"
-        "recovered, 4 aborted (automation restored), 5 automation NOT restored: act now.",
+        "recovered, 4 aborted (automation restored), 5 automation NOT restored: act now, 6 automation\n"
+        "restored and verified but the journal could not record it all, 7 taken over by another process.\n\n"
+        "SIGINT, SIGTERM, SIGHUP and SIGQUIT all abort the run and restore the automation first.",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument(
@@ -157,11 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
         "orchestrator.cli.restoring:restore",
         "Restore automation a run suspended, from the journal (and markers), verified by reading back. "
         "Use after a crash or a killed `drill run`.",
-        "  drill restore my-drill-20261129-101500-ab12\n  drill restore --expired",
+        "  drill restore my-drill-20261129-101500-ab12\n  drill restore --expired\n"
+        "  drill restore my-drill-20261129-101500-ab12 --from-markers   # the journal is lost or damaged\n\n"
+        "exit status: 0 restored (or nothing to restore), 1 refused (the run is alive, or another restore\n"
+        "took it over first), 5 automation NOT restored, 6 restored and verified but not all journaled.",
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
     p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")
-    p.add_argument("--force", action="store_true", help="restore even though the run's process is still alive")
+    p.add_argument(
+        "--force", action="store_true", help="take the run over even though its process still heartbeats"
+    )
+    p.add_argument(
+        "--from-markers",
+        action="store_true",
+        help="ignore the journal: restore from the markers on the target (automatic when the journal is unusable)",
+    )
+    p.add_argument("--target", dest="marker_target", metavar="KEY", help="where to look for markers, e.g. sandbox:/path (see `drill runs`)")
+    p.add_argument("--drill", metavar="FILE", help="look for markers on this drill file's target")
 
     p = _add(
         sub,
@@ -197,6 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handler(args)
+    except BrokenPipeError:
+        # `drill status | head`: the reader left; say nothing more, to nobody.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except errors.DefinitionErrors as exc:
         for error in exc.errors:
             print(f"drill: {error}", file=sys.stderr)

@@ -45,7 +45,9 @@ def _code(*reports: restoring.RestoreReport, problems: list[str] | None = None) 
     return 0
 
 
-def restore_run(args: argparse.Namespace, journal: journal_base.JournalStore, run: records.RunRecord, reason: str) -> int:
+def restore_run(
+    args: argparse.Namespace, journal: journal_base.JournalStore, run: records.RunRecord, reason: str
+) -> int:
     clock = SystemClock()
     leftovers = journal.suspensions(run.run_id, unrestored=True)
     if not run.state.active and not leftovers:
@@ -84,8 +86,8 @@ def restore_run(args: argparse.Namespace, journal: journal_base.JournalStore, ru
 def _targets(args: argparse.Namespace, journal: journal_base.JournalStore | None) -> list[target_base.Target]:
     """Where to look for markers: --target, the drill file's target, the runs' targets, this home's sandbox."""
     keys: list[str] = []
-    if args.target:
-        keys.append(args.target)
+    if args.marker_target:
+        keys.append(args.marker_target)
     if args.drill:
         from orchestrator.definitions import loading
 
@@ -105,7 +107,7 @@ def _targets(args: argparse.Namespace, journal: journal_base.JournalStore | None
         problem = target.check_reachable()
         if problem is None:
             targets.append(target)
-        elif args.target or args.drill:
+        elif args.marker_target or args.drill:
             print(f"drill: {problem}", file=sys.stderr)
     return targets
 
@@ -175,7 +177,9 @@ def _restore_with_journal(args: argparse.Namespace, journal: journal_base.Journa
         codes.append(restore_run(args, journal, run, reason))
     if args.expired:
         expired_runs = {s.run_id for s in restoring.expired_suspensions(journal, now=now)}
-        expired_runs.update(r.run_id for r in journal.list_runs(limit=100_000, active_only=True) if r.deadline_at <= now)
+        expired_runs.update(
+            r.run_id for r in journal.list_runs(limit=100_000, active_only=True) if r.deadline_at <= now
+        )
         for run_id in sorted(expired_runs):
             run = journal.get_run(run_id)
             try:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import durations, errors
 from orchestrator.cli import context, live
 from orchestrator.clock import SystemClock
 from orchestrator.definitions import loading
+
+if TYPE_CHECKING:
+    from orchestrator.run import engine as engine_types
 
 DEMO_DRILL = Path("drills") / "examples" / "sandbox-no-automation.yaml"
 
@@ -42,30 +47,50 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
         )
         result = run.run()
     finally:
-        view.close()
-        journal.close()
-    _summary(result.report_dir)
-    if not result.restore_ok:
-        print(
-            f"drill: AUTOMATION NOT RESTORED for run {result.run_id}; see the report, then "
-            f"`drill restore {result.run_id}`",
-            file=sys.stderr,
-        )
-    elif result.abort_reason:
-        print(
-            f"drill: run {result.run_id} aborted ({result.abort_reason}); automation restored.",
-            file=sys.stderr,
-        )
+        with contextlib.suppress(Exception):  # a closed terminal must not turn a restored run into a traceback
+            view.close()
+        with contextlib.suppress(Exception):
+            journal.close()
+    with contextlib.suppress(OSError):
+        _summary(result)
+    _verdict(result)
     return result.exit_code
 
 
-def _summary(report_dir: str | None) -> None:
-    if not report_dir:
+def _verdict(result: engine_types.RunResult) -> None:
+    """The one line that matters, on stderr, written so that a closed terminal cannot stop it mattering."""
+    if result.taken_over is not None:
+        line = (
+            f"drill: run {result.run_id} was taken over by another process, which restores it; "
+            f"this process wrote nothing more ({result.taken_over})"
+        )
+    elif not result.restore_ok:
+        line = (
+            f"drill: AUTOMATION NOT RESTORED for run {result.run_id}: {', '.join(result.failed)}; "
+            f"see `drill status {result.run_id}`, then `drill restore {result.run_id}`"
+        )
+    elif not result.journal_ok:
+        line = (
+            f"drill: run {result.run_id}: automation restored and verified ({', '.join(result.restored) or 'none'}), "
+            f"but the journal could not record it all: " + "; ".join(result.problems)
+        )
+    elif result.abort_reason:
+        line = f"drill: run {result.run_id} aborted ({result.abort_reason}); automation restored."
+    else:
+        return
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _summary(result: engine_types.RunResult) -> None:
+    print(f"\noutcome: {result.outcome.value if result.outcome else 'unknown (the journal could not say)'}")
+    if result.report_dir is None:
+        for label in result.restored:
+            print(f"  policy {label}: restored and verified")
         return
     import json
 
-    report = json.loads((Path(report_dir) / "report.json").read_text(encoding="utf-8"))
-    print(f"\noutcome: {report['outcome']}")
+    report = json.loads((Path(result.report_dir) / "report.json").read_text(encoding="utf-8"))
     for t in report["timings"]:
         value = (
             durations.format_duration(t["seconds"])
@@ -76,7 +101,7 @@ def _summary(report_dir: str | None) -> None:
         print(f"  {t['name']:<12} {value}{expected}")
     for p in report["policies"]:
         print(f"  policy {p['name']}: restored {'and verified' if p['restore_verified'] else 'NOT VERIFIED'}")
-    print(f"report: {Path(report_dir) / 'report.md'}")
+    print(f"report: {Path(result.report_dir) / 'report.md'}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

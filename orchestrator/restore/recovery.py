@@ -1,14 +1,20 @@
-"""Finishing a run whose process is gone (SIGKILL, power loss, a laptop lid): roll the fault back,
-restore every policy from the journal, and close the run as aborted. Used by ``drill restore``.
+"""Finishing a run whose process is gone or hung (SIGKILL, power loss, a laptop lid, a hung probe):
+take the run over, restore every policy from the journal, roll the fault back, close it as aborted.
+Used by ``drill restore`` and ``drill abort`` of a dead run.
+
+Taking over is a compare-and-set on the run's ownership record: of two ``drill restore`` started
+together, one wins and the other is told so; a hung engine that wakes up after the take-over finds
+its token stale and writes nothing more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from orchestrator import errors, records
+from orchestrator import errors, processes, records, redaction
 from orchestrator.adapters import chaostoolkit
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, iso
 from orchestrator.journal import base as journal_base
 from orchestrator.restore import restoring
 from orchestrator.targets import base as target_base
@@ -18,8 +24,32 @@ S = records.RunState
 TL = records.TimelineKind
 
 
-def _timeline(journal: journal_base.JournalStore, run_id: str, at: float, kind: TL, actor: str, **data: object) -> None:
-    journal.append(records.timeline(run_id, at, kind, actor=actor, **data))
+@dataclass(frozen=True)
+class Liveness:
+    """What the ownership record says about the run's own process."""
+
+    alive: bool
+    expired: bool
+    detail: str
+
+
+def liveness(run: records.RunRecord, *, now: float, lease_s: float) -> Liveness:
+    """Alive = its heartbeat is fresher than ``lease_s`` (works across hosts sharing the journal)."""
+    age = now - run.heartbeat_at if run.heartbeat_at else None
+    expired = run.deadline_at <= now
+    if run.state.active and processes.owner_gone(run.owner):
+        return Liveness(False, expired, f"its process ({run.owner}) is gone")
+    alive = run.state.active and age is not None and age < lease_s
+    beat = "no heartbeat recorded" if age is None else f"last heartbeat {age:.0f}s ago"
+    owner = f" by {run.owner}" if run.owner else ""
+    return Liveness(alive, expired, f"{beat}{owner}, deadline {iso(run.deadline_at)}")
+
+
+def take_over(journal: journal_base.JournalStore, run: records.RunRecord, *, clock: Clock, actor: str) -> int:
+    """The new fencing token, or OwnershipLostError when someone else moved it first."""
+    return journal.take_over(
+        run.run_id, owner=f"{actor} {processes.owner_id()}", expected_token=run.token, at=clock.now()
+    )
 
 
 def needs_rollback(journal: journal_base.JournalStore, run_id: str) -> bool:
@@ -29,81 +59,97 @@ def needs_rollback(journal: journal_base.JournalStore, run_id: str) -> bool:
     return injected and not rolled
 
 
+def run_rollbacks(
+    writer: restoring.TolerantJournal,
+    run: records.RunRecord,
+    experiment: dict[str, object],
+    target: target_base.Target,
+    *,
+    clock: Clock,
+    actor: str,
+    trigger: str,
+) -> bool:
+    """Run the experiment's rollbacks in this process; journaled (tolerantly); True when they succeeded."""
+    started = clock.now()
+    try:
+        session = chaostoolkit.ExperimentSession(experiment, extra_vars=target.experiment_vars())
+        try:
+            result = session.run_rollbacks()
+        finally:
+            session.close()
+        ok, summary = result.ok, result.summary
+    except Exception as exc:  # rollbacks come after every policy is restored; report, never raise
+        ok, summary = False, redaction.redact(str(exc)) or type(exc).__name__
+    now = clock.now()
+    writer.append(
+        records.action(
+            run.run_id,
+            now,
+            "rollback",
+            actor=actor,
+            trigger=trigger,
+            expected="fault rolled back",
+            actual=summary,
+            duration_s=now - started,
+            ok=ok,
+        )
+    )
+    if ok:
+        writer.append(records.timeline(run.run_id, now, TL.ROLLED_BACK, actor=actor))
+    return ok
+
+
 def finish_orphaned_run(
     journal: journal_base.JournalStore,
     run: records.RunRecord,
     *,
+    token: int,
     clock: Clock,
     actor: str,
     reason: str,
     target_for: Callable[[str], target_base.Target] = registry.from_key,
 ) -> restoring.RestoreReport:
-    """Roll back, restore and close a run whose own process no longer runs."""
+    """Restore every policy (first), then roll the fault back, of a run this process has taken over."""
     trigger = f"{actor}: {reason}"
+    suspensions = journal.suspensions(run.run_id, unrestored=True)
+    rollback = needs_rollback(journal, run.run_id)
+    report = restoring.restore_suspensions(
+        journal, suspensions, clock=clock, actor=actor, trigger=trigger, token=token, target_for=target_for
+    )
+    writer = restoring.TolerantJournal(journal, token=token, errors_out=report.journal_errors)
     if run.state.active and run.state not in (S.ABORTING, S.RESTORING, S.REPORTING):
-        _timeline(journal, run.run_id, clock.now(), TL.ABORTED, actor, reason=reason)
-        journal.set_state(run.run_id, S.ABORTING, actor=actor, trigger=trigger, at=clock.now())
-    elif run.state.active:
-        _timeline(
-            journal, run.run_id, clock.now(), TL.NOTE, actor, text=f"the run stopped while {run.state.value}; {reason}"
+        writer.append(records.timeline(run.run_id, clock.now(), TL.ABORTED, actor=actor, reason=reason))
+        writer.attempt(
+            "journal aborting",
+            lambda: journal.set_state(
+                run.run_id, S.ABORTING, actor=actor, trigger=trigger, at=clock.now(), token=token
+            ),
         )
-    if run.state.active:
-        journal.set_state(run.run_id, S.RESTORING, actor=actor, trigger=trigger, at=clock.now())
-    if needs_rollback(journal, run.run_id):
-        started = clock.now()
-        target = target_for(run.target_key)
-        try:
-            session = chaostoolkit.ExperimentSession(run.experiment, extra_vars=target.experiment_vars())
-            try:
-                result = session.run_rollbacks()
-            finally:
-                session.close()
-            ok, summary = result.ok, result.summary
-        except errors.DrillError as exc:
-            ok, summary = False, str(exc)
-        now = clock.now()
-        journal.append(
-            records.action(
-                run.run_id,
-                now,
-                "rollback",
-                actor=actor,
-                trigger=trigger,
-                expected="fault rolled back",
-                actual=summary,
-                duration_s=now - started,
-                ok=ok,
+    elif run.state.active:
+        text = f"the run stopped while {run.state.value}; {reason}"
+        writer.append(records.timeline(run.run_id, clock.now(), TL.NOTE, actor=actor, text=text))
+    if run.state.active and run.state is not S.RESTORING:
+        writer.attempt(
+            "journal restoring",
+            lambda: journal.set_state(
+                run.run_id, S.RESTORING, actor=actor, trigger=trigger, at=clock.now(), token=token
+            ),
+        )
+    if suspensions:
+        writer.append(
+            records.timeline(
+                run.run_id, clock.now(), TL.RESTORED, actor=actor, restored=report.restored, failed=report.failed
             )
         )
-        if ok:
-            _timeline(journal, run.run_id, now, TL.ROLLED_BACK, actor)
-    report = restoring.restore_run(
-        journal, run.run_id, clock=clock, actor=actor, trigger=trigger, target_for=target_for
-    )
-    if journal.suspensions(run.run_id):
-        _timeline(
-            journal,
-            run.run_id,
-            clock.now(),
-            TL.RESTORED,
-            actor,
-            restored=report.restored,
-            failed=report.failed,
-        )
-    if run.state.active:
-        journal.set_state(run.run_id, S.REPORTING, actor=actor, trigger=trigger, at=clock.now())
+    if rollback:
+        try:
+            target = target_for(run.target_key)
+        except errors.DrillError as exc:
+            writer.append(
+                records.action(
+                    run.run_id, clock.now(), "rollback", actor=actor, trigger=trigger, actual=str(exc), ok=False
+                )
+            )
+        else:
+            run_rollbacks(writer, run, run.experiment, target, clock=clock, actor=actor, trigger=trigger)
     return report
-
-
-def outcome_from_timeline(journal: journal_base.JournalStore, run: records.RunRecord) -> records.Outcome:
-    """The outcome of a run finished by ``drill restore``, from what its timeline shows."""
-    names = {e.name for e in journal.events(run.run_id, kinds=[records.EventKind.TIMELINE])}
-    if TL.ABORTED.value in names:
-        return records.Outcome.ABORTED
-    if TL.TIMED_OUT.value in names:
-        return records.Outcome.NOT_RECOVERED if run.mode == "auto-recovery" else records.Outcome.TIMED_OUT
-    if run.mode == "auto-recovery" and TL.STEADY_STATE_RESTORED.value in names:
-        return records.Outcome.RECOVERED
-    if run.mode == "no-automation" and TL.RESOLVED.value in names:
-        return records.Outcome.WITH_HINTS if TL.HINT.value in names else records.Outcome.UNAIDED
-    return records.Outcome.ABORTED

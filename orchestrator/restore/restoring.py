@@ -1,18 +1,26 @@
 """The one restore path. The engine (after resolve, abort, signal, guardrail, timeout or exception),
 ``drill restore RUN`` and ``drill restore --expired`` all end here.
 
+Restoring comes before everything that can fail for another reason. Journal writes on this path
+are *attempted*: a journal that fails (full disk, lost database, damaged file) is noted and the
+restores go on, so the caller can tell "restored but not journaled" apart from "not restored".
+The one journal error that stops the path is ``OwnershipLostError``: another process has taken
+the run over and restores it; this process must write nothing more, anywhere.
+
 Each restore is journaled as intent (``restoring``) before the mutation and as ``restored`` only
 after reading the value back; a restore that does not read back is ``failed`` and said loudly.
+A suspension whose prior value never reached the journal (the process died between the intent
+and the claim) is restored from this run's marker on the object, or found never claimed.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from orchestrator import errors, hooks, processes, records
+from orchestrator import errors, hooks, records, redaction
 from orchestrator.clock import Clock
 from orchestrator.journal import base as journal_base
 from orchestrator.targets import base as target_base
@@ -25,15 +33,69 @@ SS = records.SuspensionState
 class RestoreReport:
     restored: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    not_claimed: list[str] = field(default_factory=list)
+    journal_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """Every policy is back (restored and verified, or never changed)."""
         return not self.failed
+
+    @property
+    def journaled(self) -> bool:
+        return not self.journal_errors
+
+
+class TolerantJournal:
+    """Journal writes on the restore path: attempted, failures collected, never raised (but ownership loss)."""
+
+    def __init__(self, journal: journal_base.JournalStore, *, token: int | None, errors_out: list[str]) -> None:
+        self.journal = journal
+        self.token = token
+        self.errors = errors_out
+
+    def attempt(self, what: str, write: Callable[[], object]) -> bool:
+        try:
+            write()
+        except errors.OwnershipLostError:
+            raise
+        except Exception as exc:  # the journal failing must not stop a restore
+            self.errors.append(f"{what}: {redaction.redact(str(exc)) or type(exc).__name__}")
+            return False
+        return True
+
+    def append(self, event: records.Event) -> bool:
+        return self.attempt(f"journal {event.name}", lambda: self.journal.append(event, token=self.token))
+
+    def update(
+        self,
+        suspension: records.SuspensionRecord,
+        state: records.SuspensionState,
+        *,
+        at: float,
+        detail: str,
+        event: records.Event,
+    ) -> bool:
+        return self.attempt(
+            f"journal {suspension.policy} {state.value}",
+            lambda: self.journal.update_suspension(
+                suspension.run_id, suspension.policy, state, at=at, detail=detail, event=event, token=self.token
+            ),
+        )
+
+
+def _prior_to_restore(suspension: records.SuspensionRecord, target: target_base.Target) -> dict[str, Any] | None:
+    """The value to put back: the journaled prior, else this run's marker's original; None if never claimed."""
+    if suspension.prior_known:
+        return suspension.prior
+    marker = target.suspender(suspension.kind, suspension.policy).marker()
+    if marker is not None and marker.run_id == suspension.run_id:
+        return marker.original
+    return None
 
 
 def restore_suspension(
-    journal: journal_base.JournalStore,
+    writer: TolerantJournal,
     suspension: records.SuspensionRecord,
     target: target_base.Target,
     *,
@@ -41,13 +103,32 @@ def restore_suspension(
     actor: str,
     trigger: str,
     hooks_dir: Path | None = None,
-) -> bool:
-    """Restore one policy to its prior value and verify it; True when verified."""
+) -> records.SuspensionState:
+    """Restore one policy to its prior value and verify it; returns the state it ended in."""
     suspender = target.suspender(suspension.kind, suspension.policy)
     started = clock.now()
-    journal.update_suspension(
-        suspension.run_id,
-        suspension.policy,
+    prior = _prior_to_restore(suspension, target)
+    if prior is None:
+        writer.update(
+            suspension,
+            SS.NOT_CLAIMED,
+            at=started,
+            detail="never claimed: no marker of this run on the object, nothing was changed",
+            event=records.action(
+                suspension.run_id,
+                started,
+                "restore",
+                actor=actor,
+                trigger=trigger,
+                expected="nothing to restore",
+                actual="never claimed: nothing was changed",
+                policy=suspension.policy,
+                verified=True,
+            ),
+        )
+        return SS.NOT_CLAIMED
+    writer.update(
+        suspension,
         SS.RESTORING,
         at=started,
         detail="restore intended",
@@ -57,24 +138,24 @@ def restore_suspension(
             "restore.intent",
             actor=actor,
             trigger=trigger,
-            expected=suspender.describe(suspension.prior),
+            expected=suspender.describe(prior),
             policy=suspension.policy,
-            prior=suspension.prior,
+            prior=prior,
         ),
     )
     if hooks_dir is not None:
         hooks.pause_point("restoring", run_id=suspension.run_id, hooks_dir=hooks_dir)
     try:
-        suspender.restore(suspension.prior, run_id=suspension.run_id)
-        verified = suspender.verify_restored(suspension.prior, run_id=suspension.run_id)
+        suspender.restore(prior, run_id=suspension.run_id)
+        verified = suspender.verify_restored(prior, run_id=suspension.run_id)
         detail = "read back as " + suspender.describe(suspender.snapshot())
-    except errors.DrillError as exc:
-        verified, detail = False, str(exc)
+    except Exception as exc:  # any failure of one policy must not stop the others
+        verified, detail = False, redaction.redact(str(exc)) or type(exc).__name__
     done = clock.now()
-    journal.update_suspension(
-        suspension.run_id,
-        suspension.policy,
-        SS.RESTORED if verified else SS.FAILED,
+    state = SS.RESTORED if verified else SS.FAILED
+    writer.update(
+        suspension,
+        state,
         at=done,
         detail=detail,
         event=records.action(
@@ -83,64 +164,65 @@ def restore_suspension(
             "restore",
             actor=actor,
             trigger=trigger,
-            expected=suspender.describe(suspension.prior),
+            expected=suspender.describe(prior),
             actual=("verified: " if verified else "NOT VERIFIED: ") + detail,
             duration_s=done - started,
             policy=suspension.policy,
             verified=verified,
         ),
     )
-    return verified
+    return state
 
 
-def restore_run(
+def restore_suspensions(
     journal: journal_base.JournalStore,
-    run_id: str,
+    suspensions: Sequence[records.SuspensionRecord],
     *,
     clock: Clock,
     actor: str,
     trigger: str,
+    token: int | None,
     hooks_dir: Path | None = None,
     target_for: Callable[[str], target_base.Target] = registry.from_key,
+    on_done: Callable[[str, records.SuspensionState], None] | None = None,
 ) -> RestoreReport:
-    """Restore every policy of a run that is not yet restored; continues past failures."""
+    """Restore ``suspensions`` in the reverse order of suspension; every one is tried whatever the others do."""
     report = RestoreReport()
-    for suspension in journal.suspensions(run_id, unrestored=True):
+    writer = TolerantJournal(journal, token=token, errors_out=report.journal_errors)
+    for suspension in reversed(list(suspensions)):
         label = f"{suspension.policy} ({suspension.kind})"
         try:
             target = target_for(suspension.target_key)
-            ok = restore_suspension(
-                journal, suspension, target, clock=clock, actor=actor, trigger=trigger, hooks_dir=hooks_dir
+            state = restore_suspension(
+                writer, suspension, target, clock=clock, actor=actor, trigger=trigger, hooks_dir=hooks_dir
             )
-        except errors.DrillError as exc:
-            ok = False
-            journal.append(
-                records.action(run_id, clock.now(), "restore", actor=actor, trigger=trigger, actual=f"FAILED: {exc}")
+        except errors.OwnershipLostError:
+            raise
+        except Exception as exc:  # a target that cannot even be built: say so, go on with the others
+            state = SS.FAILED
+            detail = redaction.redact(str(exc)) or type(exc).__name__
+            writer.append(
+                records.action(
+                    suspension.run_id,
+                    clock.now(),
+                    "restore",
+                    actor=actor,
+                    trigger=trigger,
+                    actual=f"FAILED: {detail}",
+                    policy=suspension.policy,
+                    verified=False,
+                )
             )
-        (report.restored if ok else report.failed).append(label)
+        if state is SS.RESTORED:
+            report.restored.append(label)
+        elif state is SS.NOT_CLAIMED:
+            report.not_claimed.append(label)
+        else:
+            report.failed.append(label)
+        if on_done is not None:
+            on_done(label, state)
     return report
-
-
-def process_alive(run: records.RunRecord) -> bool:
-    """Whether the run's own process still runs (only knowable on the machine that started it)."""
-    return run.host == socket.gethostname() and processes.is_process_alive(run.pid)
 
 
 def expired_suspensions(journal: journal_base.JournalStore, *, now: float) -> list[records.SuspensionRecord]:
     return [s for s in journal.suspensions(unrestored=True) if s.deadline_at <= now]
-
-
-def restore_expired_markers(target: target_base.Target, *, now: float, known_runs: set[str]) -> list[str]:
-    """Restore markers past their deadline straight from the marker (no journal entry needed).
-
-    Used for markers whose run is not in this machine's journal (started elsewhere).
-    """
-    restored: list[str] = []
-    for marker in target.marked():
-        if marker.deadline_at > now or marker.run_id in known_runs:
-            continue
-        suspender = target.suspender(marker.kind, marker.policy)
-        suspender.restore(marker.original, run_id=marker.run_id)
-        if suspender.verify_restored(marker.original, run_id=marker.run_id):
-            restored.append(f"{marker.policy} (run {marker.run_id}, from marker)")
-    return restored

@@ -3,65 +3,112 @@
     planned -> preflight -> suspending -> injecting -> responding -> restoring -> reporting -> done
     any state after preflight -> aborting -> restoring;  preflight -> failed (nothing mutated)
 
-Every exit from suspending/injecting/responding (resolved, aborted, Ctrl-C, SIGTERM, guardrail,
-max duration, exception) goes through ``_restore``, in a ``finally``.
+Restore first, always. Every exit from suspending/injecting/responding (resolved, aborted, a
+signal, a guardrail, max duration, any exception, the journal failing) goes through
+``_restore_first`` in a ``finally``: the policies this process claimed are restored from its own
+memory, before the rollbacks, the report, the observers or anything else that can fail. Journal
+writes on that path are attempted and their failures collected, never raised; the exit status
+tells "restored but not journaled" (6) apart from "not restored" (5).
+
+The run owns its work: its ownership record in the journal carries a heartbeat and a fencing
+token, every write of the run is fenced by that token, and its target is locked in the journal.
+If another process takes the run over (``drill restore`` of a hung run past its deadline), the
+next write fails with ``OwnershipLostError`` and this process writes nothing more (exit 7).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
-import socket
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from orchestrator import errors, hooks, records, redaction, settings
+from orchestrator import errors, hooks, processes, records, redaction, settings
 from orchestrator.adapters import chaostoolkit
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
 from orchestrator.policies import base as policy_base
-from orchestrator.reporting import reports
 from orchestrator.restore import restoring
-from orchestrator.run import autorespond, preflight, responding, signals
+from orchestrator.run import autorespond, finishing, preflight, responding, signals
 from orchestrator.targets import base as target_base
 
 S = records.RunState
 TL = records.TimelineKind
+SS = records.SuspensionState
 
 
 class Observer(Protocol):
-    """Receives what the run does, as it does it (the CLI's live view)."""
+    """Receives what the run does, after it is durable (the CLI's live view; Slack later)."""
 
     def on_state(self, state: records.RunState, at: float) -> None: ...
     def on_event(self, event: records.Event) -> None: ...
 
 
+class Session(Protocol):
+    """What the engine needs of an experiment session (``chaostoolkit.ExperimentSession``)."""
+
+    def steady_state(self) -> chaostoolkit.StepResult: ...
+    def run_method(self) -> chaostoolkit.StepResult: ...
+    def run_rollbacks(self) -> chaostoolkit.StepResult: ...
+    def check_probe(self, activity: dict[str, Any]) -> chaostoolkit.StepResult: ...
+    def close(self) -> None: ...
+
+
+SessionFactory = Callable[[dict[str, Any], dict[str, Any], str], Session]
+
+
+def _chaostoolkit_session(experiment: dict[str, Any], extra_vars: dict[str, Any], log_path: str) -> Session:
+    from pathlib import Path
+
+    return chaostoolkit.ExperimentSession(experiment, extra_vars=extra_vars, log_path=Path(log_path))
+
+
+class ExitCode:
+    """``drill run``'s exit status."""
+
+    COMPLETED = 0
+    ERROR = 1
+    INVALID = 2  # invalid definition or failed preflight: nothing was changed
+    NOT_MET = 3  # timed out / not recovered / deviated
+    ABORTED = 4  # aborted, automation restored
+    NOT_RESTORED = 5  # automation NOT restored: act now
+    NOT_JOURNALED = 6  # automation restored and verified, but the journal could not record it all
+    TAKEN_OVER = 7  # another process took the run over and restores it; this one wrote nothing more
+
+
 @dataclass(frozen=True)
 class RunResult:
     run_id: str
-    outcome: records.Outcome
+    outcome: records.Outcome | None
     report_dir: str | None
     restore_ok: bool
     abort_reason: str | None
+    journal_ok: bool = True
+    taken_over: str | None = None
+    problems: tuple[str, ...] = ()
+    restored: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
-        """0 completed; 3 timed out / not recovered / deviated; 4 aborted; 5 automation NOT restored."""
+        if self.taken_over is not None:
+            return ExitCode.TAKEN_OVER
         if not self.restore_ok:
-            return 5
+            return ExitCode.NOT_RESTORED
+        if not self.journal_ok:
+            return ExitCode.NOT_JOURNALED
         if self.outcome is records.Outcome.ABORTED:
-            return 4
-        if self.outcome in (
-            records.Outcome.TIMED_OUT,
-            records.Outcome.NOT_RECOVERED,
-            records.Outcome.DEVIATED,
-        ):
-            return 3
-        return 0
+            return ExitCode.ABORTED
+        if self.outcome in (records.Outcome.TIMED_OUT, records.Outcome.NOT_RECOVERED, records.Outcome.DEVIATED):
+            return ExitCode.NOT_MET
+        return ExitCode.COMPLETED
 
 
 def new_run_id(name: str, now: float) -> str:
@@ -69,8 +116,25 @@ def new_run_id(name: str, now: float) -> str:
     return f"{name}-{stamp}-{secrets.token_hex(2)}"
 
 
+@dataclass
+class _Claimed:
+    """A policy this process intends to suspend or has suspended: what the restore path needs, in memory."""
+
+    record: records.SuspensionRecord
+    label: str = ""
+
+
+@dataclass
+class _Flags:
+    injected: bool = False
+    rolled_back: bool = False
+    t0: float | None = None
+    method_thread: threading.Thread | None = None
+    claimed: list[_Claimed] = field(default_factory=list)
+
+
 class Engine:
-    """Runs one drill. Construct, then call ``run()`` once from the main thread."""
+    """Runs one drill. Construct, then call ``run()`` once (from the main thread to trap signals)."""
 
     def __init__(
         self,
@@ -83,38 +147,56 @@ class Engine:
         timing: settings.Timing | None = None,
         auto_respond: list[autorespond.Step] | None = None,
         observer: Observer | None = None,
+        session_factory: SessionFactory = _chaostoolkit_session,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.drill.spec
-        self.journal: journal_base.JournalStore = journal
-        if observer is not None:
-            self.journal = _Observed(journal, observer)
+        self.mode = records.RunMode(self.spec.mode.value)
+        self.journal = journal
         self.target = target
         self.paths = paths
         self.clock = clock
         self.timing = timing or settings.Timing()
-        self.auto_respond = auto_respond
+        self.auto_respond = auto_respond or []
         self.observer = observer
+        self.session_factory = session_factory
         self.started_at = clock.now()
         self.run_id = new_run_id(loaded.drill.metadata.name, self.started_at)
         self.deadline_at = self.started_at + self.spec.guardrails.max_duration + self.timing.restore_grace_s
+        self.token = 1
         self.stop = threading.Event()
         self.abort_reason: str | None = None
+        self.taken_over: str | None = None
         self.timed_out = False
-        self.injected = False
-        self.rolled_back = False
-        self.t0: float | None = None
-        self.watch: responding.Watch | None = None
-        self.chaos_held = False
+        self.flags = _Flags()
+        self._watch_stop = threading.Event()
+        self._restoring = False
 
-    # -- journal helpers ---------------------------------------------------------------------------
+    # -- journal and observer helpers ---------------------------------------------------------------
+
+    def _notify(self, call: Callable[[Observer], None]) -> None:
+        """Tell the observer; an observer that fails (a closed terminal) is dropped, never the run."""
+        observer = self.observer
+        if observer is None:
+            return
+        try:
+            call(observer)
+        except Exception as exc:
+            self.observer = None
+            with contextlib.suppress(OSError):
+                os.write(2, f"drill: the live view failed ({type(exc).__name__}); the run goes on\n".encode())
 
     def transition(self, state: records.RunState, trigger: str) -> None:
-        self.journal.set_state(self.run_id, state, actor="drill", trigger=trigger, at=self.clock.now())
+        at = self.clock.now()
+        self.journal.set_state(self.run_id, state, actor="drill", trigger=trigger, at=at, token=self.token)
+        self._notify(lambda o: o.on_state(state, at))
 
     def record(self, event: records.Event) -> records.Event:
-        seq = self.journal.append(event)
-        return dataclasses.replace(event, seq=seq)
+        event = dataclasses.replace(event, data=redaction.clean_value(event.data))
+        seq = self.journal.append(event, token=self.token)
+        event = dataclasses.replace(event, seq=seq)
+        self._notify(lambda o: o.on_event(event))
+        return event
 
     def action(
         self, name: str, *, trigger: str, expected: str, actual: str, started: float, **data: object
@@ -140,61 +222,140 @@ class Engine:
         self.record(records.timeline(self.run_id, self.clock.now() if at is None else at, kind, actor=actor, **data))
 
     def request_abort(self, reason: str) -> None:
-        if self.abort_reason is None:
-            self.abort_reason = reason
+        """Stop at the next step and restore. Once restoring, the run's outcome is no longer changed."""
+        if self.abort_reason is None and not self._restoring:
+            self.abort_reason = redaction.clean(reason)
         self.stop.set()
 
     # -- the run -----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        with signals.trapped(lambda name: self.request_abort(f"{name} received")):
+            self._create_run()
+            watcher = threading.Thread(target=self._watch, name="drill-heartbeat", daemon=True)
+            watcher.start()
+            try:
+                session = self._preflight()
+                try:
+                    return self._mutating_phases(session)
+                finally:
+                    with contextlib.suppress(Exception):
+                        session.close()
+            finally:
+                self._watch_stop.set()
+                watcher.join(timeout=5.0)
+
+    def _create_run(self) -> None:
+        definition = self.loaded.drill.model_dump(mode="json", by_alias=True)
         self.journal.create_run(
             records.RunRecord(
                 run_id=self.run_id,
                 drill_name=self.loaded.drill.metadata.name,
                 drill_path=str(self.loaded.path.resolve()),
-                mode=records.RunMode(self.spec.mode.value),
+                mode=self.mode,
                 target_key=self.target.key,
                 state=S.PLANNED,
                 created_at=self.started_at,
                 updated_at=self.started_at,
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=processes.owner_id().split(":", 1)[0],
                 deadline_at=self.deadline_at,
-                definition=self.loaded.drill.model_dump(mode="json", by_alias=True),
-                experiment=self.loaded.experiment,
+                definition=redaction.clean_value(definition),
+                experiment=redaction.redact_experiment(self.loaded.experiment),
+                owner=processes.owner_id(),
+                token=self.token,
+                heartbeat_at=self.started_at,
             )
         )
-        session = chaostoolkit.ExperimentSession(
-            self.loaded.experiment,
-            extra_vars=self.target.experiment_vars(),
-            log_path=self.paths.home / "runs" / self.run_id / "chaostoolkit.log",
-        )
+        self._notify(lambda o: o.on_state(S.PLANNED, self.started_at))
+
+    def _watch(self) -> None:
+        """Heartbeat the ownership record; notice ``drill abort`` from any machine at any phase."""
+        last_beat = time.monotonic()
+        while not self._watch_stop.wait(self.timing.abort_poll_s):
+            try:
+                if time.monotonic() - last_beat >= self.timing.heartbeat_s:
+                    self.journal.heartbeat(self.run_id, token=self.token, at=self.clock.now())
+                    last_beat = time.monotonic()
+                if not self.stop.is_set():
+                    for command in self.journal.events(self.run_id, kinds=[records.EventKind.COMMAND]):
+                        if command.name == records.Command.ABORT.value:
+                            text = str(command.data.get("text", ""))
+                            self.request_abort(f"aborted by {command.actor}" + (f": {text}" if text else ""))
+                            break
+            except errors.OwnershipLostError as exc:
+                self.taken_over = str(exc)
+                self.request_abort(f"taken over: {exc}")
+                return
+            except Exception:  # a journal hiccup: the main thread's own writes will say so
+                continue
+
+    def _preflight(self) -> Session:
+        """Every check before any mutation; a failure (of any kind) ends the run ``failed``, nothing changed."""
+        session: Session | None = None
         try:
-            self._preflight(session)
-            with signals.trapped(lambda name: self.request_abort(f"{name} received")):
-                return self._mutating_phases(session)
-        finally:
-            session.close()
-
-    def _preflight(self, session: chaostoolkit.ExperimentSession) -> None:
-        self.transition(S.PREFLIGHT, "drill run")
-        checks = preflight.run_checks(
-            self.loaded,
-            self.target,
-            self.journal,
-            run_id=self.run_id,
-            now=self.clock.now(),
-            steady_state=session,
-        )
-        for event in preflight.as_events(checks, run_id=self.run_id, at=self.clock.now()):
-            self.record(event)
-        failed = preflight.failures(checks)
+            self.transition(S.PREFLIGHT, "drill run")
+            hooks.pause_point("preflight", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
+            checks: list[preflight.Check] = []
+            try:
+                session = self.session_factory(
+                    self.loaded.experiment,
+                    self.target.experiment_vars(),
+                    str(self.paths.home / "runs" / self.run_id / "chaostoolkit.log"),
+                )
+            except Exception as exc:
+                checks.append(preflight.Check("experiment", False, _reason(exc, "cannot load the experiment")))
+            if session is not None:
+                checks = preflight.run_checks(
+                    self.loaded,
+                    self.target,
+                    self.journal,
+                    run_id=self.run_id,
+                    now=self.clock.now(),
+                    steady_state=session,
+                )
+            if self.stop.is_set():
+                checks.append(preflight.Check("not interrupted", False, f"{self.abort_reason} before any change"))
+            for event in preflight.as_events(checks, run_id=self.run_id, at=self.clock.now()):
+                self.record(event)
+            failed = preflight.failures(checks)
+        except errors.OwnershipLostError:
+            raise
+        except Exception as exc:
+            failed = [f"preflight could not complete: {_reason(exc, 'unexpected error')}"]
         if failed:
-            self.transition(S.FAILED, "preflight failed")
-            self.journal.finish(self.run_id, outcome=records.Outcome.FAILED, report_dir=None, at=self.clock.now())
+            self._fail(failed)
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
             raise errors.PreflightError(failed)
+        assert session is not None
+        return session
 
-    def _mutating_phases(self, session: chaostoolkit.ExperimentSession) -> RunResult:
+    def _fail(self, failures: list[str]) -> None:
+        """End a run whose preflight failed: nothing was mutated; record why, free the target."""
+        at = self.clock.now()
+        with contextlib.suppress(Exception):
+            self.record(
+                records.action(
+                    self.run_id,
+                    at,
+                    "preflight",
+                    actor="drill",
+                    trigger="preflight",
+                    expected="every check passes",
+                    actual="FAILED: " + "; ".join(failures),
+                )
+            )
+        with contextlib.suppress(Exception):
+            self.transition(S.FAILED, "preflight failed")
+        with contextlib.suppress(Exception):
+            self.journal.finish(self.run_id, outcome=records.Outcome.FAILED, report_dir=None, at=at, token=self.token)
+        with contextlib.suppress(Exception):
+            self.journal.unlock_target(self.target.key, run_id=self.run_id)
+
+    def _mutating_phases(self, session: Session) -> RunResult:
+        seen: responding.Result | None = None
         try:
             self.transition(S.SUSPENDING, "preflight passed")
             self._suspend_all()
@@ -203,82 +364,157 @@ class Engine:
                 self._inject(session)
             if not self.stop.is_set():
                 self.transition(S.RESPONDING, "fault active")
-                responding.respond(self, session)
-        except Exception as exc:  # any failure still restores; the reason goes in the journal and report
-            self.request_abort(f"error: {redaction.redact(str(exc)) or type(exc).__name__}")
-        finally:
-            restore_ok = self._restore(session)
-        outcome = self._outcome()
-        self.transition(S.REPORTING, "restored" if restore_ok else "restore NOT verified")
-        report_dir = reports.folder_for(self.paths.archive, self.run_id)
-        self.journal.finish(self.run_id, outcome=outcome, report_dir=str(report_dir), at=self.clock.now())
-        reports.write_run_report(self.journal, self.run_id, self.paths.archive, now=self.clock.now())
-        self.transition(S.DONE, outcome.value)
-        return RunResult(self.run_id, outcome, str(report_dir), restore_ok, self.abort_reason)
+                hooks.pause_point("responding", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
+                seen = responding.respond(self._responding_context(session))
+                self.timed_out = seen.timed_out
+        except errors.OwnershipLostError as exc:
+            self.taken_over = str(exc)
+        except BaseException as exc:  # any failure still restores; the reason goes in the journal and report
+            self.request_abort(f"error: {_reason(exc, type(exc).__name__)}")
+            if not isinstance(exc, Exception):
+                self._restore_first(session)
+                raise
+        return self._restore_first(session)
+
+    def _responding_context(self, session: Session) -> responding.Context:
+        assert self.flags.t0 is not None, "responding starts only once the fault is active"
+
+        def take_commands() -> list[records.Event]:
+            return self.journal.take_commands(self.run_id, token=self.token)
+
+        def send_command(event: records.Event) -> None:
+            self.journal.append(dataclasses.replace(event, data=redaction.clean_value(event.data)))
+
+        def action(name: str, **kwargs: Any) -> None:
+            self.action(name, **kwargs)
+
+        return responding.Context(
+            run_id=self.run_id,
+            spec=self.spec,
+            clock=self.clock,
+            stop=self.stop,
+            t0=self.flags.t0,
+            started_at=self.started_at,
+            poll_s=self.timing.command_poll_s,
+            probes=session,
+            take_commands=take_commands,
+            send_command=send_command,
+            timeline=self.timeline,
+            action=action,
+            request_abort=self.request_abort,
+            simulate_mitigation=self.target.simulate_mitigation,
+            auto_respond=list(self.auto_respond),
+        )
 
     def _suspend_all(self) -> None:
         for policy in self.spec.policies:
             if self.stop.is_set():
                 return
-            suspender = self.target.suspender(policy.kind, policy.name)
-            started = self.clock.now()
-            prior = suspender.snapshot()
-            marker = policy_base.Marker(self.run_id, policy.name, policy.kind, prior, self.deadline_at)
-            self.journal.record_intent(
-                records.SuspensionRecord(
-                    run_id=self.run_id,
-                    policy=policy.name,
-                    kind=policy.kind,
-                    target_key=self.target.key,
-                    prior=prior,
-                    deadline_at=self.deadline_at,
-                    state=records.SuspensionState.INTENDED,
-                    updated_at=started,
-                    detail="suspend intended",
-                ),
-                records.action(
-                    self.run_id,
-                    started,
-                    "suspend.intent",
-                    actor="drill",
-                    trigger="suspending",
-                    expected=suspender.describe(suspender.suspended_value()),
-                    actual="intent recorded",
-                    policy=policy.name,
-                    prior=prior,
-                    deadline_at=self.deadline_at,
-                ),
-            )
-            suspender.suspend(marker)
-            hooks.pause_point("suspending", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
-            verified = suspender.verify_suspended()
-            now = self.clock.now()
-            self.journal.update_suspension(
-                self.run_id,
-                policy.name,
-                records.SuspensionState.SUSPENDED,
-                at=now,
-                detail="verified" if verified else "not verified",
-                event=records.action(
-                    self.run_id,
-                    now,
-                    "suspend",
-                    actor="drill",
-                    trigger="suspending",
-                    expected=suspender.describe(suspender.suspended_value()),
-                    actual=("verified: " if verified else "NOT VERIFIED: ") + suspender.describe(suspender.snapshot()),
-                    duration_s=now - started,
-                    policy=policy.name,
-                    verified=verified,
-                ),
-            )
-            if not verified:
-                self.request_abort(f"policy {policy.name} did not read back as suspended")
+            self._suspend(policy.name, policy.kind)
 
-    def _inject(self, session: chaostoolkit.ExperimentSession) -> None:
+    def _suspend(self, name: str, kind: str) -> None:
+        suspender = self.target.suspender(kind, name)
         started = self.clock.now()
-        self.injected = True  # from here on, rollbacks must run whatever happens
-        result = session.run_method()
+        intent = records.SuspensionRecord(
+            run_id=self.run_id,
+            policy=name,
+            kind=kind,
+            target_key=self.target.key,
+            prior={},
+            prior_known=False,
+            deadline_at=self.deadline_at,
+            state=SS.INTENDED,
+            updated_at=started,
+            detail="suspend intended",
+        )
+        # Write-ahead: the intent is durable before the object is touched. The prior value is read
+        # in the same atomic step that claims the object (the marker), so it can never be another
+        # run's suspended value; the marker carries it until the journal does.
+        self.journal.record_intent(
+            intent,
+            records.action(
+                self.run_id,
+                started,
+                "suspend.intent",
+                actor="drill",
+                trigger="suspending",
+                expected=suspender.describe(suspender.suspended_value()),
+                actual="intent recorded",
+                policy=name,
+                deadline_at=self.deadline_at,
+            ),
+            token=self.token,
+        )
+        claimed = _Claimed(intent, f"{name} ({kind})")
+        self.flags.claimed.append(claimed)
+        marker = policy_base.Marker(self.run_id, name, kind, {}, self.deadline_at)
+        try:
+            prior = suspender.claim(marker)
+        except errors.MarkerConflictError as exc:
+            self.request_abort(f"policy {name}: {exc}")
+            return
+        claimed.record = dataclasses.replace(intent, prior=prior, prior_known=True)
+        self.journal.record_prior(self.run_id, name, prior, token=self.token)
+        suspender.suspend(run_id=self.run_id)
+        hooks.pause_point("suspending", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
+        verified = suspender.verify_suspended(run_id=self.run_id)
+        now = self.clock.now()
+        event = records.action(
+            self.run_id,
+            now,
+            "suspend",
+            actor="drill",
+            trigger="suspending",
+            expected=suspender.describe(suspender.suspended_value()),
+            actual=("verified: " if verified else "NOT VERIFIED: ") + suspender.describe(suspender.snapshot()),
+            duration_s=now - started,
+            policy=name,
+            prior=prior,
+            verified=verified,
+        )
+        self.journal.update_suspension(
+            self.run_id,
+            name,
+            SS.SUSPENDED,
+            at=now,
+            detail="verified" if verified else "not verified",
+            event=event,
+            token=self.token,
+        )
+        self._notify(lambda o: o.on_event(event))
+        if not verified:
+            self.request_abort(f"policy {name} did not read back as suspended")
+
+    def _inject(self, session: Session) -> None:
+        """Run the method in a worker so an abort acts at once, whatever the experiment is doing."""
+        started = self.clock.now()
+        self.flags.injected = True  # from here on, rollbacks must run whatever happens
+        box: dict[str, Any] = {}
+
+        def method() -> None:
+            try:
+                box["result"] = session.run_method()
+            except BaseException as exc:  # handed to the main thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=method, name="drill-method", daemon=True)
+        worker.start()
+        while worker.is_alive() and not self.stop.is_set():
+            worker.join(self.timing.abort_poll_s)
+        if worker.is_alive():
+            self.flags.method_thread = worker
+            self.action(
+                "inject",
+                trigger="injecting",
+                expected="fault active (method succeeded)",
+                actual="interrupted: the method was still running when the run was aborted",
+                started=started,
+                ok=False,
+            )
+            return
+        if "error" in box:
+            raise box["error"]
+        result: chaostoolkit.StepResult = box["result"]
         self.action(
             "inject",
             trigger="injecting",
@@ -291,99 +527,142 @@ class Engine:
         if not result.ok:
             self.request_abort(f"fault injection failed: {result.summary}")
             return
-        self.t0 = self.clock.now()
+        self.flags.t0 = self.clock.now()
         self.timeline(TL.FAULT_ACTIVE, method=result.summary)
         if self.spec.mode is models.Mode.NO_AUTOMATION:
             responders = [p.name for p in self.spec.participants if p.role is models.Role.RESPONDER]
             self.timeline(TL.NOTIFIED, channel="console", participants=responders)
 
-    def _restore(self, session: chaostoolkit.ExperimentSession) -> bool:
+    # -- restore first, then everything else ---------------------------------------------------------
+
+    def _restore_first(self, session: Session) -> RunResult:
+        self._restoring = True
+        if self.taken_over is not None:
+            return self._result(None, None, restoring.RestoreReport(), [])
+        problems: list[str] = []
+        writer = restoring.TolerantJournal(self.journal, token=self.token, errors_out=problems)
+        try:
+            report = restoring.restore_suspensions(
+                self.journal,
+                [c.record for c in self.flags.claimed],
+                clock=self.clock,
+                actor="drill",
+                trigger=self.abort_reason or ("timed out" if self.timed_out else "run complete"),
+                token=self.token,
+                hooks_dir=self.paths.hooks_dir,
+                target_for=self._target_for,
+            )
+            problems.extend(report.journal_errors)
+            self._after_restore(session, writer, report)
+        except errors.OwnershipLostError as exc:
+            self.taken_over = str(exc)
+            return self._result(None, None, restoring.RestoreReport(), problems)
+        finished = finishing.finish_run(
+            self.journal,
+            self.run_id,
+            token=self.token,
+            clock=self.clock,
+            archive=self.paths.archive,
+            actor="drill",
+            trigger="restored" if report.ok else "restore NOT verified",
+        )
+        problems.extend(finished.problems)
+        report_dir = str(finished.report_dir) if finished.report_dir else None
+        return self._result(finished.outcome, report_dir, report, problems)
+
+    def _after_restore(
+        self, session: Session, writer: restoring.TolerantJournal, report: restoring.RestoreReport
+    ) -> None:
+        """With every policy back: the journal's states, the rollbacks, the observer."""
+        now = self.clock.now()
         if self.abort_reason is not None:
-            self.timeline(TL.ABORTED, reason=self.abort_reason)
-            self.transition(S.ABORTING, self.abort_reason)
-        self.transition(S.RESTORING, self.abort_reason or ("timed out" if self.timed_out else "run complete"))
-        if self.injected and not self.rolled_back:
-            started = self.clock.now()
-            try:
-                result = session.run_rollbacks()
-                summary, ok = result.summary, result.ok
-            except errors.DrillError as exc:
-                summary, ok = str(exc), False
-            self.action(
+            writer.append(records.timeline(self.run_id, now, TL.ABORTED, actor="drill", reason=self.abort_reason))
+            writer.attempt(
+                "journal aborting",
+                lambda: self.journal.set_state(
+                    self.run_id, S.ABORTING, actor="drill", trigger=self.abort_reason or "", at=now, token=self.token
+                ),
+            )
+        trigger = self.abort_reason or ("timed out" if self.timed_out else "run complete")
+        writer.attempt(
+            "journal restoring",
+            lambda: self.journal.set_state(
+                self.run_id, S.RESTORING, actor="drill", trigger=trigger, at=self.clock.now(), token=self.token
+            ),
+        )
+        if self.flags.claimed:
+            writer.append(
+                records.timeline(
+                    self.run_id,
+                    self.clock.now(),
+                    TL.RESTORED,
+                    actor="drill",
+                    restored=report.restored,
+                    failed=report.failed,
+                )
+            )
+        if self.flags.injected and not self.flags.rolled_back:
+            self._rollback(session, writer)
+        self._notify(lambda o: o.on_state(S.RESTORING, self.clock.now()))
+
+    def _rollback(self, session: Session, writer: restoring.TolerantJournal) -> None:
+        method = self.flags.method_thread
+        if method is not None:
+            method.join(self.timing.method_grace_s)
+        started = self.clock.now()
+        try:
+            result = session.run_rollbacks()
+            summary, ok = result.summary, result.ok
+        except Exception as exc:
+            summary, ok = _reason(exc, "rollbacks failed"), False
+        now = self.clock.now()
+        writer.append(
+            records.action(
+                self.run_id,
+                now,
                 "rollback",
+                actor="drill",
                 trigger="restoring",
                 expected="fault rolled back",
                 actual=summary,
-                started=started,
+                duration_s=now - started,
                 ok=ok,
             )
-            if ok:
-                self.rolled_back = True
-                self.timeline(TL.ROLLED_BACK)
-        report = restoring.restore_run(
-            self.journal,
-            self.run_id,
-            clock=self.clock,
-            actor="drill",
-            trigger="restoring",
-            hooks_dir=self.paths.hooks_dir,
-            target_for=lambda key: self.target if key == self.target.key else _other_target(key),
         )
-        if self.spec.policies:
-            self.timeline(TL.RESTORED, restored=report.restored, failed=report.failed)
-        return report.ok
+        if ok:
+            self.flags.rolled_back = True
+            writer.append(records.timeline(self.run_id, now, TL.ROLLED_BACK, actor="drill"))
 
-    def _outcome(self) -> records.Outcome:
-        if self.abort_reason is not None:
-            return records.Outcome.ABORTED
-        return responding.outcome(self)
+    def _target_for(self, key: str) -> target_base.Target:
+        if key == self.target.key:
+            return self.target
+        from orchestrator.targets import registry
+
+        return registry.from_key(key)
+
+    def _result(
+        self,
+        outcome: records.Outcome | None,
+        report_dir: str | None,
+        report: restoring.RestoreReport,
+        problems: list[str],
+    ) -> RunResult:
+        return RunResult(
+            run_id=self.run_id,
+            outcome=outcome,
+            report_dir=report_dir,
+            restore_ok=report.ok,
+            abort_reason=self.abort_reason,
+            journal_ok=not problems,
+            taken_over=self.taken_over,
+            problems=tuple(problems),
+            restored=tuple(report.restored),
+            failed=tuple(report.failed),
+        )
 
     def elapsed(self) -> float:
         return self.clock.now() - self.started_at
 
 
-def _other_target(key: str) -> target_base.Target:
-    from orchestrator.targets import registry
-
-    return registry.from_key(key)
-
-
-class _Observed:
-    """The journal, telling the observer about every event as it becomes durable."""
-
-    def __init__(self, inner: journal_base.JournalStore, observer: Observer) -> None:
-        self._inner = inner
-        self._observer = observer
-
-    def __getattr__(self, name: str) -> Any:  # everything else passes through unchanged
-        return getattr(self._inner, name)
-
-    def create_run(self, run: records.RunRecord) -> None:
-        self._inner.create_run(run)
-        self._observer.on_state(run.state, run.created_at)
-
-    def set_state(self, run_id: str, state: records.RunState, *, actor: str, trigger: str, at: float = 0.0) -> None:
-        self._inner.set_state(run_id, state, actor=actor, trigger=trigger, at=at)
-        self._observer.on_state(state, at)
-
-    def append(self, event: records.Event) -> int:
-        seq = self._inner.append(event)
-        self._observer.on_event(dataclasses.replace(event, seq=seq))
-        return seq
-
-    def record_intent(self, suspension: records.SuspensionRecord, event: records.Event) -> None:
-        self._inner.record_intent(suspension, event)
-        self._observer.on_event(event)
-
-    def update_suspension(
-        self,
-        run_id: str,
-        policy: str,
-        state: records.SuspensionState,
-        *,
-        at: float,
-        detail: str,
-        event: records.Event,
-    ) -> None:
-        self._inner.update_suspension(run_id, policy, state, at=at, detail=detail, event=event)
-        self._observer.on_event(event)
+def _reason(exc: BaseException, default: str) -> str:
+    return redaction.clean(str(exc)) or default

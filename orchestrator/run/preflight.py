@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from orchestrator import records
+from orchestrator import errors, records, settings
 from orchestrator.adapters import chaostoolkit
 from orchestrator.definitions import loading
 from orchestrator.journal import base as journal_base
-from orchestrator.restore import restoring
+from orchestrator.restore import recovery
 from orchestrator.targets import base as target_base
+
+
+class SteadyState(Protocol):
+    def steady_state(self) -> chaostoolkit.StepResult: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ def run_checks(
     *,
     run_id: str,
     now: float,
-    steady_state: chaostoolkit.ExperimentSession | None,
+    steady_state: SteadyState | None,
 ) -> list[Check]:
     spec = loaded.drill.spec
     checks = [Check("definition", True, f"{loaded.path} and {loaded.experiment_path.name} are valid")]
@@ -52,27 +57,40 @@ def run_checks(
     )
     checks.append(Check("protected namespace", True, "the sandbox has no namespaces"))
 
-    others = [
-        r
-        for r in journal.list_runs(limit=200)
-        if r.run_id != run_id and r.target_key == target.key and r.state.active and restoring.process_alive(r)
-    ]
-    lock_detail = f"run {others[0].run_id} is in progress on this target" if others else "no other run"
-    locked = bool(others)
+    holder = journal.lock_target(target.key, run_id=run_id, at=now)
+    if holder is not None:
+        checks.append(Check("target not locked", False, _held_by(journal, holder, now=now)))
+        return checks  # the markers and the steady state are the live run's business: say only who holds it
+    locked, lock_detail = False, "no other run"
     for policy in spec.policies:
         marker = target.suspender(policy.kind, policy.name).marker()
         if marker is not None and marker.run_id != run_id:
             locked = True
             lock_detail = (
-                f"policy {policy.name} carries a marker from run {marker.run_id}; "
-                f"if that run is over, `drill restore {marker.run_id}` restores it"
+                f"policy {policy.name} carries a marker from run {marker.run_id} (started from another journal "
+                f"or machine); if that run is over, `drill restore {marker.run_id}` restores it from the marker"
             )
     checks.append(Check("target not locked", not locked, lock_detail))
+    if locked:
+        return checks
 
     if steady_state is not None:
         result = steady_state.steady_state()
         checks.append(Check("steady state holds", result.ok, "hypothesis met" if result.ok else result.summary))
     return checks
+
+
+def _held_by(journal: journal_base.JournalStore, holder: str, *, now: float) -> str:
+    try:
+        run = journal.get_run(holder)
+    except errors.JournalError:
+        return f"run {holder} holds this target"
+    live = recovery.liveness(run, now=now, lease_s=settings.Timing().lease_s)
+    if live.alive:
+        return (
+            f"run {holder} is {run.state.value} on this target ({live.detail}); wait for it or `drill abort {holder}`"
+        )
+    return f"run {holder} holds this target but {live.detail}; `drill restore {holder}` restores and frees it"
 
 
 def failures(checks: list[Check]) -> list[str]:

@@ -66,7 +66,7 @@ def test_sigkill_then_restore_leaves_auto_restart_on_and_no_marker(
         # The run really got as far as suspending: auto-restart is off and marked with this run.
         assert before.autorestart is False
         marker = policy_base.Marker.from_json(before.annotations[policy_base.MARKER_KEY])
-        assert marker is not None and marker.run_id == run_id and marker.original == {"autorestart": True}
+        assert marker is not None and marker.run_id == run_id and marker.original["autorestart"] is True
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     if proc.stderr:

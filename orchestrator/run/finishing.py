@@ -1,0 +1,88 @@
+"""Finishing a run, once, the same way whoever finishes it: the engine at the end of a run, or
+``drill restore`` / ``drill abort`` after the run's process died.
+
+Called only after every policy has been restored: nothing here can stand between a suspended
+policy and its restore. The outcome is derived from the journal (``orchestrator.outcomes``); the
+report is written into the archive; a report that cannot be written (an unwritable archive, a
+full disk) is said clearly and the run still ends ``done``, with the journal consistent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator import outcomes, records, redaction
+from orchestrator.clock import Clock
+from orchestrator.journal import base as journal_base
+from orchestrator.reporting import reports
+from orchestrator.restore import restoring
+
+S = records.RunState
+
+
+@dataclass
+class Finished:
+    outcome: records.Outcome | None = None
+    report_dir: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    """What could not be done (the report, a journal write); the automation is restored regardless."""
+
+
+def finish_run(
+    journal: journal_base.JournalStore,
+    run_id: str,
+    *,
+    token: int | None,
+    clock: Clock,
+    archive: Path,
+    actor: str,
+    trigger: str,
+) -> Finished:
+    """Derive the outcome, record it, write the report, end the run ``done`` and free its target."""
+    done = Finished()
+    writer = restoring.TolerantJournal(journal, token=token, errors_out=done.problems)
+    try:
+        run = journal.get_run(run_id)
+        done.outcome = outcomes.derive(run.mode, journal.events(run_id))
+    except Exception as exc:  # the journal is gone: nothing to report from
+        done.problems.append(f"cannot read the run back from the journal: {redaction.redact(str(exc))}")
+        return done
+    folder = reports.folder_for(archive, run_id)
+    outcome = done.outcome
+    if run.state is not S.REPORTING:
+        writer.attempt(
+            "journal reporting",
+            lambda: journal.set_state(run_id, S.REPORTING, actor=actor, trigger=trigger, at=clock.now(), token=token),
+        )
+    writer.attempt(
+        "journal outcome",
+        lambda: journal.finish(run_id, outcome=outcome, report_dir=str(folder), at=clock.now(), token=token),
+    )
+    try:
+        done.report_dir = reports.write_run_report(journal, run_id, archive, now=clock.now())
+    except Exception as exc:  # an unwritable archive must not leave the run stuck in ``reporting``
+        detail = redaction.redact(str(exc)) or type(exc).__name__
+        done.problems.append(f"report not written to {folder}: {detail}")
+        writer.append(
+            records.action(
+                run_id,
+                clock.now(),
+                "report",
+                actor=actor,
+                trigger=trigger,
+                expected=f"report written to {folder}",
+                actual=f"FAILED: {detail}",
+                ok=False,
+            )
+        )
+        writer.attempt(
+            "journal outcome",
+            lambda: journal.finish(run_id, outcome=outcome, report_dir=None, at=clock.now(), token=token),
+        )
+    writer.attempt(
+        "journal done",
+        lambda: journal.set_state(run_id, S.DONE, actor=actor, trigger=outcome.value, at=clock.now(), token=token),
+    )
+    writer.attempt("free the target", lambda: journal.unlock_target(run.target_key, run_id=run_id))
+    return done
