@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import math
 import re
 from collections import Counter
@@ -233,6 +234,14 @@ def clean(text: str) -> str:
     return neutralise(redact(text))
 
 
+def clean_line(text: str) -> str:
+    """``clean(text)`` kept on one line (newlines shown as ``␊``), for a line of terminal output or a cell.
+
+    A note with a newline must not forge the next line of a log (``ok\n[+ 3.00s] resolved``).
+    """
+    return clean(text).replace("\n", "\u240a")
+
+
 #: Journals repeat short strings (keys, names, actors, triggers): cleaning each once is enough.
 _CACHED_LENGTH = 256
 
@@ -245,17 +254,40 @@ def _clean_short(text: str) -> str:
 def clean_value(value: Any) -> Any:
     """``value`` with ``clean`` applied to every string in it, keys included; other scalars as they are.
 
+    A dict entry is a key-value pair like ``password=...`` in text: a string under a key that names a
+    secret (``{"password": "..."}``, ``{"db_token": "..."}``) is redacted whole, and under ``key`` or
+    ``auth`` when it looks random. A key naming where a secret is (``tokenEnv``, ``secret_name``,
+    ``password_file``) keeps its value: it is a reference, and definitions stay valid.
     Dicts, lists and tuples are rebuilt (the input is not changed); anything else is returned as is.
     """
     if isinstance(value, str):
         return clean(value)
     if isinstance(value, dict):
-        return {clean_value(k): clean_value(v) for k, v in value.items()}
+        return {
+            clean_value(k): REDACTED if isinstance(v, str) and _secret_entry(k, v) else clean_value(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [clean_value(v) for v in value]
     if isinstance(value, tuple):
         return tuple(clean_value(v) for v in value)
     return value
+
+
+#: Last words of a key that names where a secret is, not the secret (``tokenEnv``, ``password_file``).
+_REFERENCE_WORDS = frozenset({"env", "name", "names", "path", "file", "ref", "id", "type", "kind", "url"})
+
+
+def _secret_entry(key: object, value: str) -> bool:
+    if not isinstance(key, str) or not value or value == REDACTED:
+        return False
+    kind = _key_kind(key)
+    if kind is None:
+        return False
+    words = _KEY_WORDS.findall(key)
+    if words and words[-1].lower() in _REFERENCE_WORDS:
+        return False
+    return kind == "strong" or _looks_random(value)
 
 
 #: Secret references Chaos Toolkit resolves at run time; they name where the secret is, never hold it.
@@ -311,3 +343,23 @@ def redact_experiment(experiment: dict[str, Any]) -> dict[str, Any]:
         else:
             out[clean_value(name)] = clean_value(value)
     return out
+
+
+class CleaningFilter(logging.Filter):
+    """Cleans every log record (message, arguments, traceback) before a handler writes it.
+
+    Attach it to the handler (``handler.addFilter(redaction.CleaningFilter())``), not to a logger: a
+    logger's filters do not see records propagated from its children (chaoslib logs from many).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = clean(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = clean(record.stack_info)
+        return True

@@ -1,4 +1,9 @@
-"""What ``drill run`` shows while it runs: a live view on a terminal, plain lines otherwise."""
+"""What ``drill run`` shows while it runs: a live view on a terminal, plain lines otherwise.
+
+Every line is cleaned (``redaction.clean``) before it is shown: notes and errors are typed by people
+and may hold a pasted token or terminal escape codes. The live view also hands rich plain ``Text``,
+never markup, so ``[link=...]`` in a note is shown, not interpreted.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,16 @@ import sys
 import threading
 from typing import Any
 
-from orchestrator import durations, records
+from orchestrator import durations, records, redaction
 from orchestrator.reporting import reports
 
 
 def _line(event: records.Event) -> str | None:
+    line = _raw_line(event)
+    return None if line is None else redaction.clean_line(line)
+
+
+def _raw_line(event: records.Event) -> str | None:
     if event.kind is records.EventKind.TIMELINE:
         detail = reports.describe(event)
         return f"{event.name:<22} {event.actor:<22} {detail}".rstrip()
@@ -88,6 +98,7 @@ class LiveView:
 
         from rich.panel import Panel
         from rich.table import Table
+        from rich.text import Text
 
         with self._lock:
             now = time.time()
@@ -101,11 +112,11 @@ class LiveView:
             timeline.add_column("event")
             base = self.t0 or self.start or now
             for at, line in self.lines[-14:]:
-                timeline.add_row(f"{at - base:+.1f}s", line)
+                timeline.add_row(f"{at - base:+.1f}s", Text(line))
             outer = Table.grid()
             outer.add_row(table)
             outer.add_row(timeline)
-            return Panel(outer, title=f"drill {self.drill}")
+            return Panel(outer, title=Text(f"drill {redaction.clean_line(self.drill)}"))
 
     def close(self) -> None:
         self._live.stop()

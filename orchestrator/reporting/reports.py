@@ -2,19 +2,25 @@
 
 The report is computed from the journal only (run record, events, suspensions), never from
 the engine's memory, so ``drill restore`` after a crash can write the same report.
+
+Everything in it is cleaned (``redaction.clean_value``) once more on the way out, whatever the
+journal holds: a report is read by people, pasted into tickets and rendered by Markdown viewers.
+The Markdown escapes what is left (``md``, ``cell`` and ``code`` filters): a note cannot end a
+table cell with ``|``, start a new line, open an HTML tag or a link, or undo a code span.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from orchestrator import durations, records, timings
+from orchestrator import durations, records, redaction, timings
 from orchestrator.clock import iso
 from orchestrator.definitions import models
 from orchestrator.journal import base as journal_base
@@ -56,7 +62,7 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
             }
         )
     hints = [e for e in timeline if e.name == records.TimelineKind.HINT.value]
-    return {
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run.run_id,
         "drill": run.drill_name,
@@ -93,6 +99,8 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
             if e.name == records.TimelineKind.NOTE.value
         ],
     }
+    cleaned: dict[str, Any] = redaction.clean_value(document)
+    return cleaned
 
 
 def _per_responder(timeline: list[records.Event], names: list[str]) -> list[dict[str, Any]]:
@@ -131,6 +139,31 @@ def describe(event: records.Event) -> str:
     return ""
 
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\<>&[]"})
+
+
+_BLOCK_MARKER = re.compile(r"^(\s*+(?:\d{1,9}+(?=[.)])|(?=[#+*=>-])))(.)")
+
+
+def _md(value: object) -> str:
+    """Inline Markdown text: cleaned, on one line (``<br>``), with no HTML, entity or link left to act.
+
+    A leading ``#``, ``-``, ``1.`` ... is escaped too (``1\\.``): a description cannot become a heading or a list.
+    """
+    text = redaction.clean(str(value)).translate(_MARKDOWN_SPECIAL).replace("\r", "").replace("\n", "<br>")
+    return _BLOCK_MARKER.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+def _cell(value: object) -> str:
+    """A Markdown table cell: inline text whose ``|`` does not end the cell."""
+    return _md(value).replace("|", "\\|")
+
+
+def _code(value: object) -> str:
+    """Text inside a code span in a table: no backtick can close the span, no ``|`` end the cell."""
+    return redaction.clean_line(str(value)).replace("`", "'").replace("|", "\\|")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("orchestrator.reporting", "templates"),
@@ -141,6 +174,9 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["duration"] = durations.format_duration
+    env.filters["md"] = _md
+    env.filters["cell"] = _cell
+    env.filters["code"] = _code
     return env
 
 

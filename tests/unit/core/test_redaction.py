@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -286,3 +287,95 @@ def test_ten_thousand_events_worth_of_text_is_quick() -> None:
     started = time.perf_counter()
     redaction.clean_value(events)
     assert time.perf_counter() - started < 2.0  # about a fifth of a second here; loose on a busy machine
+
+
+def test_clean_line_keeps_a_note_on_one_line() -> None:
+    assert redaction.clean_line("ok\n[+ 3.00s] resolved password=x") == "ok␊[+ 3.00s] resolved password=<redacted>"
+
+
+def test_clean_value_redacts_strings_under_secret_keys_and_keeps_references() -> None:
+    value = {
+        "labels": {"password": "hunter2", "team": "payments"},
+        "configuration": {"db_token": "opaque", "apiKey": "x", "retries": 3, "token_count": 5},
+        "slack": {"tokenEnv": "SLACK_BOT_TOKEN", "secret_name": "db-creds", "password_file": "/run/secrets/db"},
+        "ref": {"type": "env", "key": "DB_PASSWORD"},
+        "random": {"key": "8fK2mQ9xLp3vT7wZ1bN4cR6y", "auth": "basic"},
+    }
+    assert redaction.clean_value(value) == {
+        "labels": {"password": "<redacted>", "team": "payments"},
+        "configuration": {"db_token": "<redacted>", "apiKey": "<redacted>", "retries": 3, "token_count": 5},
+        "slack": {"tokenEnv": "SLACK_BOT_TOKEN", "secret_name": "db-creds", "password_file": "/run/secrets/db"},
+        "ref": {"type": "env", "key": "DB_PASSWORD"},
+        "random": {"key": "<redacted>", "auth": "basic"},
+    }
+
+
+def test_cleaning_filter_cleans_log_records_before_they_are_written() -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(redaction.CleaningFilter())
+    log = logging.getLogger("tests.redaction.child")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("running %s with %s", "true", "password=hunter2 \x1b[2J")
+        try:
+            raise ValueError("token=abc123 failed")
+        except ValueError:
+            log.exception("probe failed for %s", "xoxb-fake-token-for-tests")
+    finally:
+        log.removeHandler(handler)
+    written = stream.getvalue()
+    assert "running true with password=<redacted> ␛[2J" in written
+    assert "hunter2" not in written and "abc123" not in written and "xoxb-fake" not in written
+    assert "\x1b" not in written and "ValueError: token=<redacted> failed" in written
+
+
+def test_markdown_report_escapes_what_people_typed() -> None:
+    from orchestrator.reporting import reports
+
+    typed = "a | b\n# heading <img src=x onerror=alert(1)> &#8238; [link](http://evil) \x1b[31m `tick`"
+    report = {
+        "drill": "d",
+        "run_id": "r`|x",
+        "mode": "no-automation",
+        "outcome": "aborted",
+        "state": "done",
+        "abort_reason": typed,
+        "target": "sandbox",
+        "started_at": "2025-01-01T10:00:00Z",
+        "ended_at": "2025-01-01T10:05:00Z",
+        "hints_used": 0,
+        "description": "- " + typed,
+        "timings": [],
+        "responders": [],
+        "policies": [
+            {
+                "name": "p",
+                "kind": "k",
+                "prior": "a`b|c",
+                "suspended_at": None,
+                "restored_at": None,
+                "restore_verified": False,
+                "detail": typed,
+            }
+        ],
+        "participants": [{"name": "alice", "role": "responder"}],
+        "timeline": [{"at": "2025-01-01T10:01:00Z", "event": "note", "actor": "bob", "detail": typed}],
+        "notes": [{"at": "2025-01-01T10:01:00Z", "actor": "bob", "text": typed}],
+    }
+    markdown = reports.render_markdown(report)
+    assert "\x1b" not in markdown
+    # No HTML tag, entity or link is left unescaped (the <br> are the report's own line breaks).
+    assert not re.search(r"(?<!\\)(<(?!br>)|&|\]\()", markdown), markdown
+    for line in markdown.splitlines():
+        if line.startswith("| 2025") or line.startswith("| p |"):
+            cells = line.replace("\\|", "").count("|")
+            assert cells == (5 if line.startswith("| 2025") else 7), line
+    assert "a \\| b<br># heading \\<img" in markdown
+    assert "\n\\- a \\| b" not in markdown and "\n\\- a | b<br>" in markdown  # the description cannot be a list
+    assert "`r'\\|x`" in markdown and '`"a\'b\\|c"`' in markdown
+    assert "\n# heading" not in markdown
