@@ -141,12 +141,12 @@ class _BoundedComposer(yaml.composer.Composer):
     def _count(self, values: int, mark: Any) -> None:
         self._nodes += values
         if self._nodes > self.bounds.max_nodes:
-            raise InputRefused(
-                f"holds more than {self.bounds.max_nodes:,} values once its aliases are expanded; "
-                "write the values out or reuse fewer, smaller anchors",
-                line=_line(mark),
-                kind="yaml",
+            fix = (
+                "once its aliases are expanded; write the values out or reuse fewer, smaller anchors"
+                if self._aliases
+                else "(each mapping, list and scalar counts one); this is too large for a definition"
             )
+            raise InputRefused(f"holds more than {self.bounds.max_nodes:,} values {fix}", line=_line(mark), kind="yaml")
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[attr-defined]  # the parser half of the loader

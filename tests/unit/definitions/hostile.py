@@ -113,3 +113,22 @@ HOSTILE: dict[str, Builder] = {
     "experiment-100000-activities": many_activities,
     "participant-name-10000-chars": long_participant_name,
 }
+
+
+def many_values(folder: Path) -> tuple[Path, Path]:
+    """Just under the 1 MiB limit, all small values: what parsing costs before the value count stops it."""
+    text = base_text() + "values:\n"
+    line = "  - {a: 1, b: x}\n"
+    return _drill(folder, text + line * ((1024 * 1024 - len(text) - 1) // len(line)))
+
+
+def yaml_experiment_4mib(folder: Path) -> tuple[Path, Path]:
+    """A YAML experiment just under its 4 MiB limit, all small values."""
+    body = "title: t\nmethod:\n" + "  - {type: action, name: a}\n" * ((4 * 1024 * 1024 - 100) // 28)
+    return _experiment(folder, body, name="experiment.yaml")
+
+
+EXTRA: dict[str, Builder] = {
+    "yaml-1mib-of-small-values": many_values,
+    "yaml-experiment-4mib": yaml_experiment_4mib,
+}

@@ -65,9 +65,12 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Cost:
     return min(costs, key=lambda c: c.wall_s)
 
 
-@pytest.mark.parametrize("case", list(hostile.HOSTILE), ids=list(hostile.HOSTILE))
+CASES = {**hostile.HOSTILE, **hostile.EXTRA}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_validate_refuses_hostile_input_fast_and_small(case: str, tmp_path: Path, baseline: Cost) -> None:
-    drill, named = hostile.HOSTILE[case](tmp_path)
+    drill, named = CASES[case](tmp_path)
     cost = measure(drill)
     report = f"{case}: exit {cost.code}, {cost.wall_s:.2f} s, {cost.rss_mb:.0f} MB\n{cost.stdout}{cost.stderr[:2000]}"
     assert cost.code == 2, report
