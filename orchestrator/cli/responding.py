@@ -61,13 +61,26 @@ def command(args: argparse.Namespace) -> int:
             name=name.value,
             actor=args.actor,
             trigger="drill " + args.command_name,
-            data={"text": redaction.redact(args.message)} if args.message else {},
+            data=_message(name, args.message),
         )
     )
     if name is records.Command.ABORT and run.state is not records.RunState.RESPONDING and restoring.process_alive(run):
         os.kill(run.pid, signal.SIGTERM)  # outside responding the run is not reading commands: same restore path
     print(f"{args.command_name} recorded for run {run.run_id} as {args.actor} at {iso(at)}")
     return 0
+
+
+def _message(name: records.Command, message: str | None) -> dict[str, str]:
+    """The event data for ``-m``: cleaned (a pasted token or escape code is not recorded); a note needs text."""
+    text = redaction.clean((message or "").strip())
+    if name is records.Command.NOTE and not text:
+        raise errors.ResponseError('a note needs text: drill note RUN --as NAME -m "what you saw"')
+    return {"text": text} if text else {}
+
+
+def _out(text: str) -> None:
+    """Print one line of run data: secrets redacted, control characters and newlines made visible."""
+    print(redaction.clean_line(text))
 
 
 def status(args: argparse.Namespace) -> int:
@@ -77,21 +90,21 @@ def status(args: argparse.Namespace) -> int:
     run = journal.resolve_run(args.run)
     report = reports.build(journal, run.run_id, now=time.time())
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(redaction.clean_value(report), indent=2))  # escapes what is left
         return 0
-    print(f"run {run.run_id}: {run.state.value}" + (f", outcome {run.outcome.value}" if run.outcome else ""))
-    print(f"drill {run.drill_name} ({run.mode}) on {run.target_key}, started {iso(run.created_at)}")
+    _out(f"run {run.run_id}: {run.state.value}" + (f", outcome {run.outcome.value}" if run.outcome else ""))
+    _out(f"drill {run.drill_name} ({run.mode}) on {run.target_key}, started {iso(run.created_at)}")
     if run.state.active and not restoring.process_alive(run):
         print(f"! its process (pid {run.pid}) is gone: `drill restore {run.run_id}` restores its automation")
     for p in report["policies"]:
-        print(f"policy {p['name']}: {p['state']} ({p['detail']})")
+        _out(f"policy {p['name']}: {p['state']} ({p['detail']})")
     for t in report["timings"]:
         shown = durations.format_duration(t["seconds"]) if t["seconds"] is not None else "-"
-        print(f"  {t['name']:<12} {shown}")
+        _out(f"  {t['name']:<12} {shown}")
     for e in report["timeline"]:
-        print(f"  {e['at']}  {e['event']:<22} {e['actor']:<22} {e['detail']}".rstrip())
+        _out(f"  {e['at']}  {e['event']:<22} {e['actor']:<22} {e['detail']}".rstrip())
     if run.report_dir:
-        print(f"report: {run.report_dir}")
+        _out(f"report: {run.report_dir}")
     return 0
 
 
@@ -103,7 +116,7 @@ def runs(args: argparse.Namespace) -> int:
         return 0
     for run in found:
         outcome = run.outcome.value if run.outcome else "-"
-        print(f"{run.run_id:<52} {run.state.value:<11} {outcome:<14} {iso(run.created_at)}")
+        _out(f"{run.run_id:<52} {run.state.value:<11} {outcome:<14} {iso(run.created_at)}")
     return 0
 
 
@@ -111,5 +124,7 @@ def journal(args: argparse.Namespace) -> int:
     store = context.journal(args)
     run = store.resolve_run(args.run)
     for event in store.events(run.run_id):
-        sys.stdout.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
+        # json.dumps escapes every control and non-ASCII character (\u001b, \u202e); cleaning also
+        # redacts what a journal written before events were cleaned may hold.
+        sys.stdout.write(json.dumps(redaction.clean_value(event.to_json()), sort_keys=True) + "\n")
     return 0
