@@ -7,10 +7,13 @@ so ``0 10 * * 1`` would run on Tuesdays there, and ``7`` is refused), so drill n
 each field is parsed here with crontab's grammar, expanded to the values it selects, and given to
 ``CronTrigger`` as explicit values (days of week as names, which both sides read the same way).
 
-Two things crontab allows are refused, because the drill would run when nobody expects it:
+When both day of month and day of week are restricted (``30 2 1,15 * 0``), crontab runs on days matching
+*either*, APScheduler's ``CronTrigger`` on days matching *both*: drill then builds one trigger per day field
+and fires on the earlier (``OrTrigger``), as crontab does. Two things crontab implementations allow are
+refused, because the drill would run when nobody expects it:
 
-- day-of-month and day-of-week both restricted: crontab runs on days matching *either*, APScheduler on
-  days matching *both* (and cron implementations differ on ``*/2``); one of them must be ``*``.
+- one day field a step over ``*`` (``*/2``) and the other restricted: Vixie cron and cronie then require
+  both days to match, POSIX either; write the days out (``1-31/2``) or set the other field to ``*``.
 - a day that never comes (``0 0 31 2 *``): the drill would never run, and APScheduler would search the
   calendar until the year 9999 to find that out.
 
@@ -26,6 +29,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 DAY_OF_WEEK_MEANING = "0-7, where 0 or 7 = Sunday, 1 = Monday ... 6 = Saturday; or sun, mon ... sat"
@@ -65,9 +70,9 @@ class _Field:
 _FIELDS = (
     _Field("minute", 0, 59),
     _Field("hour", 0, 23),
-    _Field("day-of-month", 1, 31),
+    _Field("day of month", 1, 31),
     _Field("month", 1, 12, _MONTHS, 1, "1-12, or jan ... dec"),
-    _Field("day-of-week", 0, 7, _DAYS, 0, DAY_OF_WEEK_MEANING),
+    _Field("day of week", 0, 7, _DAYS, 0, DAY_OF_WEEK_MEANING),
 )
 
 
@@ -80,6 +85,8 @@ class CronFields:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]
+    #: Both day fields restricted: a day matches when either does (crontab), not both (CronTrigger).
+    either_day: bool = False
 
     def trigger_fields(self) -> dict[str, str]:
         """The ``CronTrigger`` keyword arguments selecting exactly these values."""
@@ -142,7 +149,7 @@ def _expand(text: str, field: _Field) -> frozenset[int]:
                 raise CronError(
                     f"{field.name} field: the range {base!r} runs backwards ({field.describe()}); "
                     "write it as a list, e.g. 5,6,0 or fri,sat,sun"
-                    if field.name == "day-of-week"
+                    if field.name == "day of week"
                     else f"{field.name} field: the range {base!r} runs backwards; write it low-high"
                 )
         step = 1
@@ -158,7 +165,7 @@ def _expand(text: str, field: _Field) -> frozenset[int]:
                     f"(the span of {base!r})"
                 )
         values.update(range(first, last + 1, step))
-    if field.name == "day-of-week" and 7 in values:  # 7 is Sunday again
+    if field.name == "day of week" and 7 in values:  # 7 is Sunday again
         values.discard(7)
         values.add(0)
     return frozenset(values)
@@ -176,16 +183,21 @@ def parse_fields(expression: str) -> CronFields:
             f"got {len(parts)}: e.g. '0 10 1 */3 *' is 10:00 on the first day of every quarter"
         )
     minutes, hours, days, months, weekdays = (_expand(part, field) for part, field in zip(parts, _FIELDS, strict=True))
-    if parts[2] != "*" and parts[4] != "*":
+    day, weekday = parts[2], parts[4]
+    if "*" not in (day, weekday) and (day.startswith("*") or weekday.startswith("*")):
         raise CronError(
-            f"day-of-month field and day-of-week field are both set ({parts[2]!r} and {parts[4]!r}): crontab "
-            "runs on days matching either, APScheduler on days matching both; set one of them to *"
+            f"day of month field {day!r} and day of week field {weekday!r}: with a step over * in one and the "
+            "other set, some crons run on days matching both and others on days matching either; write the "
+            "days out (e.g. 1-31/2) or set the other field to *"
         )
-    if parts[4] == "*" and not any(day <= _longest(month) for month in months for day in days):
-        raise CronError(
-            f"day-of-month field: no month in {parts[3]!r} has a day {parts[2]!r}, so the drill would never run"
-        )
-    return CronFields(minutes, hours, days, months, weekdays)
+    either_day = day != "*" and weekday != "*"
+    if weekday == "*" and not _some_day_comes(days, months):
+        raise CronError(f"day of month field: no month in {parts[3]!r} has a day {day!r}, so the drill would never run")
+    return CronFields(minutes, hours, days, months, weekdays, either_day)
+
+
+def _some_day_comes(days: frozenset[int], months: frozenset[int]) -> bool:
+    return any(day <= _longest(month) for month in months for day in days)
 
 
 def _longest(month: int) -> int:
@@ -199,13 +211,23 @@ def _zone(timezone: str) -> zoneinfo.ZoneInfo:
         raise CronError(f"unknown timezone {timezone!r}; use an IANA name such as Europe/Paris or UTC") from exc
 
 
-def parse_cron(expression: str, timezone: str = "UTC") -> CronTrigger:
-    """The APScheduler trigger for ``expression`` read as a crontab line (day of week: 0 or 7 = Sunday)."""
+def parse_cron(expression: str, timezone: str = "UTC") -> BaseTrigger:
+    """The APScheduler trigger for ``expression`` read as a crontab line (day of week: 0 or 7 = Sunday).
+
+    A ``CronTrigger``, or an ``OrTrigger`` of two when both day fields are restricted (see the module doc).
+    """
     fields = parse_fields(expression)
+    zone = _zone(timezone)
+    values = fields.trigger_fields()
     try:
-        return CronTrigger(**fields.trigger_fields(), timezone=_zone(timezone))
+        if not fields.either_day:
+            return CronTrigger(**values, timezone=zone)
+        on_weekday = CronTrigger(**{**values, "day": "*"}, timezone=zone)
+        if not _some_day_comes(fields.days, fields.months):  # Feb 31 or Mondays: only the Mondays ever come
+            return on_weekday
+        return OrTrigger([CronTrigger(**{**values, "day_of_week": "*"}, timezone=zone), on_weekday])
     except ValueError as exc:  # not expected: every value was checked above
-        raise CronError(f"APScheduler refused {expression!r} ({fields.trigger_fields()}): {exc}") from exc
+        raise CronError(f"APScheduler refused {expression!r} ({values}): {exc}") from exc
 
 
 def next_fire_times(expression: str, timezone: str, start: datetime, n: int) -> list[datetime]:

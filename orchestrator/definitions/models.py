@@ -249,7 +249,8 @@ class Schedule(_Model):
         description=(
             "Five-field cron with the standard crontab meaning: minute hour day-of-month month day-of-week, "
             "e.g. '0 10 1 */3 *' (quarterly, 10:00) or '0 10 * * 1-5' (weekdays, 10:00). Day of week: 0 or 7 = "
-            "Sunday, 1 = Monday ... 6 = Saturday, or sun ... sat. One of day-of-month and day-of-week must be *."
+            "Sunday, 1 = Monday ... 6 = Saturday, or sun ... sat. When both day fields are set, a day matching "
+            "either runs, as in crontab."
         ),
     )
     timezone: Name = "UTC"
