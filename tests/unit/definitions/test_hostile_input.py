@@ -286,3 +286,26 @@ def test_the_limits_show_in_the_json_schema() -> None:
     schema = json.dumps(models.json_schema())
     assert '"maxLength": 64' in schema
     assert '"maxItems": 100' in schema
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("a: " + _nested(64), "nested deeper than 64 levels"),
+        ("a: " + _nested(10_000), "nested deeper than 64 levels"),
+        ("a: &a [1, *a]\n", "cannot contain itself"),
+        ("l0: &l0 [" + ", ".join(["x"] * 100) + "]\nl1: [" + ", ".join(["*l0"] * 100) + "]\n", "10,000 values"),
+        ("a: &a {b: 1}\nc: {<<: *a, d: 2}\n", None),
+    ],
+    ids=["depth-65", "depth-10000", "recursive", "laughs", "merge-key"],
+)
+def test_the_pure_python_parser_has_the_same_bounds(
+    text: str, refusal: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libyaml, PyYAML's own scanner and parser feed the same bounded composer."""
+    monkeypatch.setattr(reading, "_LOADER", reading._PureLoader)
+    if refusal is None:
+        assert reading.parse_yaml(text, BOUNDS)[1] == {"a": {"b": 1}, "c": {"b": 1, "d": 2}}
+        return
+    with pytest.raises(reading.InputRefused, match=refusal):
+        reading.parse_yaml(text, BOUNDS)
