@@ -23,7 +23,7 @@ from chaoslib.loader import parse_experiment_from_file
 from chaoslib.rollback import run_rollbacks
 from chaoslib.secret import load_secrets
 
-from orchestrator import errors
+from orchestrator import errors, redaction
 
 _LOGGER_NAME = "chaostoolkit"
 
@@ -122,6 +122,7 @@ class ExperimentSession:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.FileHandler(log_path, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handler.addFilter(redaction.CleaningFilter())  # activity arguments may hold secrets
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)
             self._handler: logging.Handler | None = handler

@@ -182,7 +182,9 @@ class JournalDb:
     def _sqlite_engine(self, path: Path, busy_timeout_s: float) -> sa.Engine:
         read_only = self.read_only
         if read_only and not path.is_file():
-            raise errors.JournalUnavailableError(f"no journal at {path}")
+            raise errors.JournalUnavailableError(
+                f"no journal at {path}: no run has been started with this DRILL_HOME or DRILL_JOURNAL_URL yet"
+            )
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

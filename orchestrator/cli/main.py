@@ -166,15 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
     p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")
-    p.add_argument(
-        "--force", action="store_true", help="take the run over even though its process still heartbeats"
-    )
+    p.add_argument("--force", action="store_true", help="take the run over even though its process still heartbeats")
     p.add_argument(
         "--from-markers",
         action="store_true",
         help="ignore the journal: restore from the markers on the target (automatic when the journal is unusable)",
     )
-    p.add_argument("--target", dest="marker_target", metavar="KEY", help="where to look for markers, e.g. sandbox:/path (see `drill runs`)")
+    p.add_argument(
+        "--target", dest="marker_target", metavar="KEY", help="where to look for markers, e.g. sandbox:/path"
+    )
     p.add_argument("--drill", metavar="FILE", help="look for markers on this drill file's target")
 
     p = _add(
@@ -220,14 +220,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except errors.DefinitionErrors as exc:
         for error in exc.errors:
-            print(f"drill: {error}", file=sys.stderr)
+            _say(f"drill: {error}")
         return 2
     except errors.PreflightError as exc:
-        print(f"drill: {exc}", file=sys.stderr)
+        _say(f"drill: {exc}")
         return 2
     except errors.DrillError as exc:
-        print(f"drill: error: {exc}", file=sys.stderr)
+        _say(f"drill: error: {exc}")
         return 1
+
+
+def _say(text: str) -> None:
+    """Every error line passes the one redaction: an error may quote what a user typed (a token as a name)."""
+    import contextlib
+
+    from orchestrator import redaction
+
+    with contextlib.suppress(OSError):  # stderr is gone (the terminal closed): the exit status still says it
+        print(redaction.clean(text), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
 
-from orchestrator import durations, errors, records, redaction
+from orchestrator import durations, errors, records, redaction, settings
 from orchestrator.cli import context
 from orchestrator.clock import iso
 from orchestrator.definitions import models
-from orchestrator.restore import restoring
+from orchestrator.restore import recovery
 
 _NAMES = {
     "ack": records.Command.ACK,
@@ -46,9 +44,15 @@ def command(args: argparse.Namespace) -> int:
         raise errors.ResponseError(
             f"run {run.run_id} is {run.state.value}; {args.command_name} is taken while it is responding"
         )
-    if name is records.Command.ABORT and run.state in (
-        records.RunState.RESTORING,
-        records.RunState.REPORTING,
+    live = recovery.liveness(run, now=time.time(), lease_s=settings.Timing().lease_s)
+    if (
+        name is records.Command.ABORT
+        and live.alive
+        and run.state
+        in (
+            records.RunState.RESTORING,
+            records.RunState.REPORTING,
+        )
     ):
         print(f"run {run.run_id} is already {run.state.value}")
         return 0
@@ -64,9 +68,14 @@ def command(args: argparse.Namespace) -> int:
             data=_message(name, args.message),
         )
     )
-    if name is records.Command.ABORT and run.state is not records.RunState.RESPONDING and restoring.process_alive(run):
-        os.kill(run.pid, signal.SIGTERM)  # outside responding the run is not reading commands: same restore path
     print(f"{args.command_name} recorded for run {run.run_id} as {args.actor} at {iso(at)}")
+    if name is records.Command.ABORT and not live.alive:
+        # Nobody is running it any more (crashed, killed, its host gone): the abort restores here and now.
+        from orchestrator.cli import restoring as restore_cli
+
+        print(f"its process is not running ({live.detail}): restoring its automation now")
+        return restore_cli.restore_run(args, journal, run, f"aborted by {args.actor}; the run's process was gone")
+    # A live run notices the abort in the journal within a second, in any phase, on any machine.
     return 0
 
 
@@ -86,7 +95,7 @@ def _out(text: str) -> None:
 def status(args: argparse.Namespace) -> int:
     from orchestrator.reporting import reports
 
-    journal = context.journal(args)
+    journal = context.journal(args, read_only=True)
     run = journal.resolve_run(args.run)
     report = reports.build(journal, run.run_id, now=time.time())
     if args.json:
@@ -94,8 +103,9 @@ def status(args: argparse.Namespace) -> int:
         return 0
     _out(f"run {run.run_id}: {run.state.value}" + (f", outcome {run.outcome.value}" if run.outcome else ""))
     _out(f"drill {run.drill_name} ({run.mode}) on {run.target_key}, started {iso(run.created_at)}")
-    if run.state.active and not restoring.process_alive(run):
-        print(f"! its process (pid {run.pid}) is gone: `drill restore {run.run_id}` restores its automation")
+    live = recovery.liveness(run, now=time.time(), lease_s=settings.Timing().lease_s)
+    if run.state.active and not live.alive:
+        print(f"! {live.detail}: `drill restore {run.run_id}` restores its automation")
     for p in report["policies"]:
         _out(f"policy {p['name']}: {p['state']} ({p['detail']})")
     for t in report["timings"]:
@@ -109,10 +119,16 @@ def status(args: argparse.Namespace) -> int:
 
 
 def runs(args: argparse.Namespace) -> int:
-    journal = context.journal(args)
+    try:
+        journal = context.journal(args, read_only=True)
+    except errors.JournalUnavailableError as exc:
+        if "no journal at" not in str(exc):
+            raise
+        print(f"no runs yet ({exc})")
+        return 0
     found = journal.list_runs(limit=args.limit)
     if not found:
-        print(f"no runs yet (journal {journal.path})")
+        print(f"no runs yet (journal {journal.url})")
         return 0
     for run in found:
         outcome = run.outcome.value if run.outcome else "-"
@@ -121,7 +137,7 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def journal(args: argparse.Namespace) -> int:
-    store = context.journal(args)
+    store = context.journal(args, read_only=True)
     run = store.resolve_run(args.run)
     for event in store.events(run.run_id):
         # json.dumps escapes every control and non-ASCII character (\u001b, \u202e); cleaning also

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from orchestrator import durations
+from orchestrator import durations, redaction
 from orchestrator.definitions import cron, limits
 
 API_VERSION = "drill.dev/v1alpha1"
@@ -109,6 +109,8 @@ class Metadata(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if redaction.redact(value) != value:
+            raise ValueError("this looks like a secret (a token or key), not a name: use e.g. api-outage")
         if len(value) > 63 or not _NAME.match(value):
             raise ValueError(
                 f"{value!r} is not a valid name: use lowercase letters, digits and dashes, e.g. api-outage"
@@ -149,6 +151,8 @@ class Participant(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
+        if redaction.redact(value) != value:
+            raise ValueError("this looks like a secret (a token or key), not a person's name: use e.g. alice")
         if not _PERSON.match(value):
             raise ValueError(f"{value!r}: use letters, digits, dots, dashes or underscores, e.g. alice")
         return value

@@ -541,22 +541,39 @@ class Engine:
             return self._result(None, None, restoring.RestoreReport(), [])
         problems: list[str] = []
         writer = restoring.TolerantJournal(self.journal, token=self.token, errors_out=problems)
+        trigger = self.abort_reason or ("timed out" if self.timed_out else "run complete")
         try:
+            # The state changes are attempted first so the journal says where the run is, but a
+            # journal that fails here costs nothing: the restores below run regardless.
+            self._enter_restoring(writer, trigger)
             report = restoring.restore_suspensions(
                 self.journal,
                 [c.record for c in self.flags.claimed],
                 clock=self.clock,
                 actor="drill",
-                trigger=self.abort_reason or ("timed out" if self.timed_out else "run complete"),
+                trigger=trigger,
                 token=self.token,
                 hooks_dir=self.paths.hooks_dir,
                 target_for=self._target_for,
             )
             problems.extend(report.journal_errors)
-            self._after_restore(session, writer, report)
+            if self.flags.claimed:
+                writer.append(
+                    records.timeline(
+                        self.run_id,
+                        self.clock.now(),
+                        TL.RESTORED,
+                        actor="drill",
+                        restored=report.restored,
+                        failed=report.failed,
+                    )
+                )
+            if self.flags.injected and not self.flags.rolled_back:
+                self._rollback(session, writer)
         except errors.OwnershipLostError as exc:
             self.taken_over = str(exc)
             return self._result(None, None, restoring.RestoreReport(), problems)
+        self._notify(lambda o: o.on_state(S.RESTORING, self.clock.now()))
         finished = finishing.finish_run(
             self.journal,
             self.run_id,
@@ -570,40 +587,22 @@ class Engine:
         report_dir = str(finished.report_dir) if finished.report_dir else None
         return self._result(finished.outcome, report_dir, report, problems)
 
-    def _after_restore(
-        self, session: Session, writer: restoring.TolerantJournal, report: restoring.RestoreReport
-    ) -> None:
-        """With every policy back: the journal's states, the rollbacks, the observer."""
-        now = self.clock.now()
+    def _enter_restoring(self, writer: restoring.TolerantJournal, trigger: str) -> None:
         if self.abort_reason is not None:
+            now = self.clock.now()
             writer.append(records.timeline(self.run_id, now, TL.ABORTED, actor="drill", reason=self.abort_reason))
             writer.attempt(
                 "journal aborting",
                 lambda: self.journal.set_state(
-                    self.run_id, S.ABORTING, actor="drill", trigger=self.abort_reason or "", at=now, token=self.token
+                    self.run_id, S.ABORTING, actor="drill", trigger=trigger, at=now, token=self.token
                 ),
             )
-        trigger = self.abort_reason or ("timed out" if self.timed_out else "run complete")
         writer.attempt(
             "journal restoring",
             lambda: self.journal.set_state(
                 self.run_id, S.RESTORING, actor="drill", trigger=trigger, at=self.clock.now(), token=self.token
             ),
         )
-        if self.flags.claimed:
-            writer.append(
-                records.timeline(
-                    self.run_id,
-                    self.clock.now(),
-                    TL.RESTORED,
-                    actor="drill",
-                    restored=report.restored,
-                    failed=report.failed,
-                )
-            )
-        if self.flags.injected and not self.flags.rolled_back:
-            self._rollback(session, writer)
-        self._notify(lambda o: o.on_state(S.RESTORING, self.clock.now()))
 
     def _rollback(self, session: Session, writer: restoring.TolerantJournal) -> None:
         method = self.flags.method_thread

@@ -105,8 +105,11 @@ def test_sigkill_then_restore_leaves_auto_restart_on_and_no_marker(
         what="the supervisor to restart the service",
     )
     # A second restore finds nothing left to do.
+    events_before = _journal_rows(drill_env, "SELECT count(*) FROM events WHERE run_id = ?", run_id)
     again = run_drill("restore", run_id)
-    assert again.returncode == 0 and "nothing left to restore" in again.stdout
+    assert again.returncode == 0 and "is done: nothing to restore" in again.stdout
+    # ... and appends nothing to a finished run's journal.
+    assert _journal_rows(drill_env, "SELECT count(*) FROM events WHERE run_id = ?", run_id) == events_before
 
 
 def test_restore_refuses_a_run_whose_process_is_alive(
@@ -137,7 +140,7 @@ def test_restore_expired_restores_past_deadline(
         proc.stderr.close()
     # Not expired yet: --expired leaves it alone.
     early = run_drill("restore", "--expired")
-    assert early.returncode == 0 and "no suspension in the journal is past its deadline" in early.stdout
+    assert early.returncode == 0 and "no run in the journal is past its deadline" in early.stdout
     assert sandbox.status().autorestart is False
     # Move the deadline into the past, as if the run had been dead for its whole max duration.
     with contextlib.closing(sqlite3.connect(drill_env.home / "journal.db")) as db, db:
