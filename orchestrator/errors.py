@@ -15,6 +15,7 @@
     |   +-- StateConflictError      a compare-and-set found another state than expected
     |   +-- JournalReadOnlyError    a write on a journal opened read-only
     |   +-- JournalUnavailableError the journal cannot be opened or read: missing, damaged, unreachable
+    +-- ReportError                 a report could not be read (damaged, or an unknown schema version)
     +-- ResponseError               a responder command is not valid for this run now
 
 Adapters translate their dependency's exceptions into these with ``raise ... from``,
@@ -101,6 +102,10 @@ class JournalReadOnlyError(JournalError):
 
 class JournalUnavailableError(JournalError):
     """The journal cannot be opened or read: missing, damaged, unreadable or unreachable."""
+
+
+class ReportError(DrillError):
+    """A report could not be read (missing, damaged, or of a schema version this drill does not read)."""
 
 
 class ResponseError(DrillError):

@@ -99,20 +99,20 @@ def status(args: argparse.Namespace) -> int:
     run = journal.resolve_run(args.run)
     report = reports.build(journal, run.run_id, now=time.time())
     if args.json:
-        print(json.dumps(redaction.clean_value(report), indent=2))  # escapes what is left
+        print(json.dumps(redaction.clean_value(report.model_dump(mode="json")), indent=2))  # escapes what is left
         return 0
     _out(f"run {run.run_id}: {run.state.value}" + (f", outcome {run.outcome.value}" if run.outcome else ""))
     _out(f"drill {run.drill_name} ({run.mode}) on {run.target_key}, started {iso(run.created_at)}")
     live = recovery.liveness(run, now=time.time(), lease_s=settings.Timing().lease_s)
     if run.state.active and not live.alive:
         print(f"! {live.detail}: `drill restore {run.run_id}` restores its automation")
-    for p in report["policies"]:
-        _out(f"policy {p['name']}: {p['state']} ({p['detail']})")
-    for t in report["timings"]:
-        shown = durations.format_duration(t["seconds"]) if t["seconds"] is not None else "-"
-        _out(f"  {t['name']:<12} {shown}")
-    for e in report["timeline"]:
-        _out(f"  {e['at']}  {e['event']:<22} {e['actor']:<22} {e['detail']}".rstrip())
+    for p in report.policies:
+        _out(f"policy {p.name}: {p.state} ({p.detail})")
+    for t in report.timings:
+        shown = durations.format_duration(t.seconds) if t.seconds is not None else "-"
+        _out(f"  {t.name:<12} {shown}")
+    for e in report.timeline:
+        _out(f"  {e.at}  {e.event:<22} {e.actor:<22} {e.detail}".rstrip())
     if run.report_dir:
         _out(f"report: {run.report_dir}")
     return 0

@@ -88,19 +88,19 @@ def _summary(result: engine_types.RunResult) -> None:
         for label in result.restored:
             print(f"  policy {label}: restored and verified")
         return
-    import json
+    from orchestrator.reporting import model
 
-    report = json.loads((Path(result.report_dir) / "report.json").read_text(encoding="utf-8"))
-    for t in report["timings"]:
+    report = model.load(Path(result.report_dir) / "report.json")
+    for t in report.timings:
         value = (
-            durations.format_duration(t["seconds"])
-            if t["seconds"] is not None
-            else (f"> {durations.format_duration(t['lower_bound_s'])} (censored)" if t["censored"] else "-")
+            durations.format_duration(t.seconds)
+            if t.seconds is not None
+            else (f"> {durations.format_duration(t.lower_bound_s)} (censored)" if t.censored else "-")
         )
-        expected = f" (target {durations.format_duration(t['expected_s'])})" if t["expected_s"] else ""
-        print(f"  {t['name']:<12} {value}{expected}")
-    for p in report["policies"]:
-        print(f"  policy {p['name']}: restored {'and verified' if p['restore_verified'] else 'NOT VERIFIED'}")
+        expected = f" (target {durations.format_duration(t.expected_s)})" if t.expected_s else ""
+        print(f"  {t.name:<12} {value}{expected}")
+    for p in report.policies:
+        print(f"  policy {p.name}: restored {'and verified' if p.restore_verified else 'NOT VERIFIED'}")
     print(f"report: {Path(result.report_dir) / 'report.md'}", flush=True)
 
 

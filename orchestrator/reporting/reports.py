@@ -11,7 +11,6 @@ table cell with ``|``, start a new line, open an HTML tag or a link, or undo a c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -22,22 +21,19 @@ import jinja2
 
 from orchestrator import durations, records, redaction, timings
 from orchestrator.clock import iso
-from orchestrator.definitions import models
 from orchestrator.journal import base as journal_base
+from orchestrator.reporting import model
 
-SCHEMA_VERSION = 1
 
-
-def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dict[str, Any]:
-    """The canonical report document of one run."""
+def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> model.RunReport:
+    """The canonical report document of one run (its definition read leniently, see ``model.DefinitionView``)."""
     run = journal.get_run(run_id)
-    drill = models.Drill.model_validate(run.definition)
-    spec = drill.spec
+    view = model.DefinitionView(run.definition)
     events = journal.events(run_id)
     timeline = sorted((e for e in events if e.kind is records.EventKind.TIMELINE), key=lambda e: e.at)
     transitions = [e for e in events if e.kind is records.EventKind.TRANSITION]
     ended_at = next((e.at for e in transitions if e.name in ("restoring", "aborting")), None)
-    expectations = spec.expectations.model_dump()
+    expectations = view.expectations
     computed = timings.compute(timeline, mode=run.mode, ended_at=ended_at, expectations=expectations)
     abort = next((e for e in timeline if e.name == records.TimelineKind.ABORTED.value), None)
     suspensions = journal.suspensions(run_id)
@@ -63,13 +59,13 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
         )
     hints = [e for e in timeline if e.name == records.TimelineKind.HINT.value]
     document: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": model.SCHEMA_VERSION,
         "run_id": run.run_id,
         "drill": run.drill_name,
         "drill_path": run.drill_path,
-        "description": drill.metadata.description,
+        "description": view.description,
         "mode": run.mode,
-        "failure_mode": spec.failure_mode,
+        "failure_mode": view.failure_mode,
         "target": run.target_key,
         "state": run.state.value,
         "outcome": run.outcome.value if run.outcome else None,
@@ -77,7 +73,7 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
         "started_at": iso(run.created_at),
         "ended_at": iso(transitions[-1].at) if transitions else None,
         "generated_at": iso(now),
-        "participants": [{"name": p.name, "role": p.role.value} for p in spec.participants],
+        "participants": [p.model_dump() for p in view.participants],
         "timings": [
             {
                 "name": t.name,
@@ -90,7 +86,7 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
             for t in computed
         ],
         "hints_used": len(hints),
-        "responders": _per_responder(timeline, [p.name for p in spec.participants]),
+        "responders": _per_responder(timeline, [p.name for p in view.participants]),
         "policies": policies,
         "timeline": [{"at": iso(e.at), "event": e.name, "actor": e.actor, "detail": describe(e)} for e in timeline],
         "notes": [
@@ -100,7 +96,7 @@ def build(journal: journal_base.JournalStore, run_id: str, *, now: float) -> dic
         ],
     }
     cleaned: dict[str, Any] = redaction.clean_value(document)
-    return cleaned
+    return model.RunReport.model_validate(cleaned)
 
 
 def _per_responder(timeline: list[records.Event], names: list[str]) -> list[dict[str, Any]]:
@@ -180,7 +176,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: model.RunReport) -> str:
     return _environment().get_template("run.md.j2").render(r=report)
 
 
@@ -203,7 +199,7 @@ def write_run_report(journal: journal_base.JournalStore, run_id: str, archive: P
     folder = folder_for(archive, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     report = build(journal, run_id, now=now)
-    _atomic_write(folder / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
+    _atomic_write(folder / "report.json", report.to_json())
     _atomic_write(folder / "report.md", render_markdown(report))
     journal.export_jsonl(run_id, folder / "journal.jsonl")
     return folder
