@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from orchestrator import errors, records
 from orchestrator.adapters import chaostoolkit
@@ -25,6 +25,7 @@ from orchestrator.run import autorespond
 
 TL = records.TimelineKind
 C = records.Command
+T = TypeVar("T")
 
 
 class Probes(Protocol):
@@ -171,8 +172,34 @@ def _give_hint(ctx: Context, seen: Result, index: int, *, actor: str, trigger: s
     ctx.timeline(TL.HINT, actor=actor, number=index + 1, text=ctx.spec.hints[index].text, trigger=trigger)
 
 
+def _interruptible(ctx: Context, probe: Callable[[], T]) -> T | None:
+    """Run a probe in a worker and wait for it or for an abort, whichever comes first (None: aborted).
+
+    A slow probe (an HTTP timeout, a thousand activities) must not hold an abort back: the run
+    restores at once and the probe's late answer is dropped.
+    """
+    box: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            box.append(probe())
+        except BaseException as exc:  # handed back to the loop
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="drill-probe", daemon=True)
+    worker.start()
+    while worker.is_alive() and not ctx.stop.is_set():
+        worker.join(0.05)
+    if failure:
+        raise failure[0]
+    return box[0] if box else None
+
+
 def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
-    result = ctx.probes.steady_state()
+    result = _interruptible(ctx, ctx.probes.steady_state)
+    if result is None:
+        return
     if not result.ok:
         if not seen.detected:
             seen.detected = True
@@ -196,8 +223,11 @@ def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
 def _check_guardrails(ctx: Context) -> None:
     for probe in ctx.spec.guardrails.abort_when:
         started = ctx.clock.now()
+        activity = probe.activity()
         try:
-            result = ctx.probes.check_probe(probe.activity())
+            result = _interruptible(ctx, lambda: ctx.probes.check_probe(activity))  # noqa: B023 (called at once)
+            if result is None:
+                return
             ok, summary = result.ok, result.summary
         except errors.DrillError as exc:
             ok, summary = False, str(exc)

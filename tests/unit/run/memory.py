@@ -131,14 +131,25 @@ class MemorySuspender:
 class ScriptedSession:
     """The experiment: the method makes the target unhealthy; the steady state is the target's health."""
 
-    def __init__(self, target: MemoryTarget, *, method_gate: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        target: MemoryTarget,
+        *,
+        method_gate: threading.Event | None = None,
+        probe_gate: threading.Event | None = None,
+    ) -> None:
         self.target = target
         self.method_gate = method_gate
         self.method_started = threading.Event()
+        self.probe_gate = probe_gate  # once the fault is active, the probes hang until it is set
+        self.probe_started = threading.Event()
         self.rollbacks = 0
         self.closed = False
 
     def steady_state(self) -> chaostoolkit.StepResult:
+        if self.probe_gate is not None and not self.target.healthy:
+            self.probe_started.set()
+            self.probe_gate.wait(30)
         return chaostoolkit.StepResult(ok=self.target.healthy)
 
     def run_method(self) -> chaostoolkit.StepResult:

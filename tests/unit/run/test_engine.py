@@ -305,6 +305,29 @@ def test_an_abort_acts_within_a_second_while_the_method_is_still_running(
     assert "aborted by bob" in (box["result"].abort_reason or "")
 
 
+def test_an_abort_acts_within_a_second_while_a_probe_hangs(tmp_path: Path, journal: journal_base.JournalStore) -> None:
+    target = three_policies()
+    gate = threading.Event()
+    session = ScriptedSession(target, probe_gate=gate)
+    run = make_engine(tmp_path, journal, target, session=session, auto=[])
+    box: dict[str, engine.RunResult] = {}
+    worker = threading.Thread(target=lambda: box.update(result=run.run()))
+    worker.start()
+    try:
+        wait_until(session.probe_started.is_set, timeout_s=10, what="a steady-state probe to hang")
+        sent = time.monotonic()
+        journal.append(
+            records.Event(run_id=run.run_id, at=time.time(), kind=records.EventKind.COMMAND, name="abort", actor="bob")
+        )
+        wait_until(lambda: all_restored(target), timeout_s=5, what="the policies to be restored")
+        acted_s = time.monotonic() - sent
+    finally:
+        gate.set()
+        worker.join(30)
+    assert acted_s < 1.0, f"the abort took {acted_s:.2f}s to restore"
+    assert box["result"].exit_code == engine.ExitCode.ABORTED
+
+
 def test_a_run_taken_over_writes_nothing_more(tmp_path: Path, journal: journal_base.JournalStore) -> None:
     target = three_policies()
     gate = threading.Event()
