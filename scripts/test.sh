@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash tests/install-deps.sh   # Debian's PostgreSQL for the shared-journal tests, when missing
 echo "== ruff"
 .venv/bin/ruff check orchestrator tests scripts
 .venv/bin/ruff format --check orchestrator tests scripts
