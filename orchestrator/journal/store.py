@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, records
+from orchestrator import errors, records, redaction
 from orchestrator.adapters import journaldb
 from orchestrator.journal import base as journal_base
 
@@ -233,7 +233,7 @@ class SqlJournal:
         self._db.update_suspension(
             run_id,
             policy,
-            {"state": state.value, "updated_at": at, "detail": detail},
+            {"state": state.value, "updated_at": at, "detail": redaction.clean(detail)},
             event=_event_row(event),
             token=token,
             expect=[s.value for s in expect],
@@ -249,17 +249,18 @@ def _dumps(value: Any) -> str:
 
 
 def _event_row(event: records.Event) -> dict[str, Any]:
+    """The journal's door: every text of every event passes the one redaction before it is stored."""
     return {
         "run_id": event.run_id,
         "at": event.at,
         "kind": event.kind.value,
-        "name": event.name,
-        "actor": event.actor,
-        "trigger": event.trigger,
-        "expected": event.expected,
-        "actual": event.actual,
+        "name": redaction.clean(event.name),
+        "actor": redaction.clean(event.actor),
+        "trigger": redaction.clean(event.trigger),
+        "expected": redaction.clean(event.expected),
+        "actual": redaction.clean(event.actual),
         "duration_s": event.duration_s,
-        "data": _dumps(event.data),
+        "data": _dumps(redaction.clean_value(event.data)),
     }
 
 
