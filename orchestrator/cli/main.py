@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  drill run drills/examples/sandbox-auto-recovery.yaml\n\n"
         "exit status: 0 completed, 2 invalid or preflight failed (nothing changed), 3 timed out / not\n"
         "recovered, 4 aborted (automation restored), 5 automation NOT restored: act now, 6 automation\n"
-        "restored and verified but the journal could not record it all, 7 taken over by another process.\n\n"
+        "restored and verified but not everything was recorded (journal or report), 7 taken over by\n"
+        "another process (which restores it).\n\n"
         "SIGINT, SIGTERM, SIGHUP and SIGQUIT all abort the run and restore the automation first.",
     )
     p.add_argument("file", metavar="FILE")
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  drill restore my-drill-20261129-101500-ab12\n  drill restore --expired\n"
         "  drill restore my-drill-20261129-101500-ab12 --from-markers   # the journal is lost or damaged\n\n"
         "exit status: 0 restored (or nothing to restore), 1 refused (the run is alive, or another restore\n"
-        "took it over first), 5 automation NOT restored, 6 restored and verified but not all journaled.",
+        "took it over first), 5 automation NOT restored, 6 restored and verified but not everything recorded.",
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
     p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")

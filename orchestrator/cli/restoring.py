@@ -23,7 +23,7 @@ from orchestrator.run import finishing
 from orchestrator.targets import base as target_base
 from orchestrator.targets import registry
 
-ACTOR = "drill restore"
+ACTOR = recovery.RESTORER
 
 
 def _print(run_id: str, report: restoring.RestoreReport) -> None:
@@ -73,7 +73,9 @@ def restore_run(
             actor=ACTOR,
             trigger=reason,
         )
-        problems = finished.problems
+        problems = list(finished.problems)
+        if finished.report_problem is not None:
+            problems.append(finished.report_problem)
         for problem in problems:
             print(f"drill: {problem}", file=sys.stderr)
         if finished.report_dir is not None:
@@ -166,6 +168,11 @@ def _restore_with_journal(args: argparse.Namespace, journal: journal_base.Journa
     if args.run:
         run = journal.resolve_run(args.run)
         live = recovery.liveness(run, now=now, lease_s=timing.lease_s)
+        if live.alive and not live.expired and run.owner.startswith(recovery.RESTORER) and not args.force:
+            raise errors.DrillError(
+                f"run {run.run_id} is being restored by another `drill restore` ({live.detail}); "
+                f"`drill status {run.run_id}` shows how it ends"
+            )
         if live.alive and not live.expired and not args.force:
             raise errors.DrillError(
                 f"run {run.run_id} is still running ({live.detail}); it restores by itself when it ends. "

@@ -74,6 +74,11 @@ def _verdict(result: engine_types.RunResult) -> None:
             f"drill: run {result.run_id}: automation restored and verified ({', '.join(result.restored) or 'none'}), "
             f"but the journal could not record it all: " + "; ".join(result.problems)
         )
+    elif result.report_problem is not None:
+        line = (
+            f"drill: run {result.run_id}: automation restored and verified, but the report could not be "
+            f"written: {result.report_problem}"
+        )
     elif result.abort_reason:
         line = f"drill: run {result.run_id} aborted ({result.abort_reason}); automation restored."
     else:

@@ -22,6 +22,7 @@ from orchestrator.targets import registry
 
 S = records.RunState
 TL = records.TimelineKind
+RESTORER = "drill restore"  # how a run's owner record reads while `drill restore` holds it
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class ExitCode:
     NOT_MET = 3  # timed out / not recovered / deviated
     ABORTED = 4  # aborted, automation restored
     NOT_RESTORED = 5  # automation NOT restored: act now
-    NOT_JOURNALED = 6  # automation restored and verified, but the journal could not record it all
+    NOT_JOURNALED = 6  # automation restored and verified, but not everything was recorded (journal or report)
     TAKEN_OVER = 7  # another process took the run over and restores it; this one wrote nothing more
 
 
@@ -95,6 +95,7 @@ class RunResult:
     problems: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    report_problem: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -102,7 +103,7 @@ class RunResult:
             return ExitCode.TAKEN_OVER
         if not self.restore_ok:
             return ExitCode.NOT_RESTORED
-        if not self.journal_ok:
+        if not self.journal_ok or self.report_problem is not None:
             return ExitCode.NOT_JOURNALED
         if self.outcome is records.Outcome.ABORTED:
             return ExitCode.ABORTED
@@ -369,12 +370,44 @@ class Engine:
                 self.timed_out = seen.timed_out
         except errors.OwnershipLostError as exc:
             self.taken_over = str(exc)
+        except _ClaimRefusedError as exc:
+            # Another run claimed the object between our preflight and our claim: nothing of ours
+            # was changed, so this ends exactly like a preflight that saw its marker.
+            self._release_unclaimed()
+            failed = [f"target not locked: {exc}"]
+            self._fail(failed)
+            raise errors.PreflightError(failed) from None
         except BaseException as exc:  # any failure still restores; the reason goes in the journal and report
             self.request_abort(f"error: {_reason(exc, type(exc).__name__)}")
             if not isinstance(exc, Exception):
                 self._restore_first(session)
                 raise
         return self._restore_first(session)
+
+    def _release_unclaimed(self) -> None:
+        """Close the intents of a run whose first claim was refused: never claimed, nothing to restore."""
+        for claimed in self.flags.claimed:
+            at = self.clock.now()
+            with contextlib.suppress(Exception):
+                self.journal.update_suspension(
+                    self.run_id,
+                    claimed.record.policy,
+                    SS.NOT_CLAIMED,
+                    at=at,
+                    detail="claim refused: another run holds the object; nothing was changed",
+                    event=records.action(
+                        self.run_id,
+                        at,
+                        "claim",
+                        actor="drill",
+                        trigger="suspending",
+                        expected="object claimed",
+                        actual="refused: another run holds it; nothing was changed",
+                        policy=claimed.record.policy,
+                    ),
+                    token=self.token,
+                )
+        self.flags.claimed.clear()
 
     def _responding_context(self, session: Session) -> responding.Context:
         assert self.flags.t0 is not None, "responding starts only once the fault is active"
@@ -383,7 +416,7 @@ class Engine:
             return self.journal.take_commands(self.run_id, token=self.token)
 
         def send_command(event: records.Event) -> None:
-            self.journal.append(dataclasses.replace(event, data=redaction.clean_value(event.data)))
+            self.journal.append(event, token=self.token)
 
         def action(name: str, **kwargs: Any) -> None:
             self.action(name, **kwargs)
@@ -451,7 +484,9 @@ class Engine:
         try:
             prior = suspender.claim(marker)
         except errors.MarkerConflictError as exc:
-            self.request_abort(f"policy {name}: {exc}")
+            if not any(c.record.prior_known for c in self.flags.claimed):
+                raise _ClaimRefusedError(str(exc)) from None  # nothing changed yet: a failed preflight
+            self.request_abort(str(exc))
             return
         claimed.record = dataclasses.replace(intent, prior=prior, prior_known=True)
         self.journal.record_prior(self.run_id, name, prior, token=self.token)
@@ -585,7 +620,8 @@ class Engine:
         )
         problems.extend(finished.problems)
         report_dir = str(finished.report_dir) if finished.report_dir else None
-        return self._result(finished.outcome, report_dir, report, problems)
+        result = self._result(finished.outcome, report_dir, report, problems)
+        return dataclasses.replace(result, report_problem=finished.report_problem)
 
     def _enter_restoring(self, writer: restoring.TolerantJournal, trigger: str) -> None:
         if self.abort_reason is not None:
@@ -661,6 +697,10 @@ class Engine:
 
     def elapsed(self) -> float:
         return self.clock.now() - self.started_at
+
+
+class _ClaimRefusedError(errors.DrillError):
+    """The first claim of a run was refused by another run's marker: nothing was changed."""
 
 
 def _reason(exc: BaseException, default: str) -> str:

@@ -26,7 +26,9 @@ class Finished:
     outcome: records.Outcome | None = None
     report_dir: Path | None = None
     problems: list[str] = field(default_factory=list)
-    """What could not be done (the report, a journal write); the automation is restored regardless."""
+    """Journal writes that failed; the automation is restored regardless."""
+    report_problem: str | None = None
+    """Why the report could not be written (an unwritable archive), if it could not."""
 
 
 def finish_run(
@@ -59,11 +61,16 @@ def finish_run(
         "journal outcome",
         lambda: journal.finish(run_id, outcome=outcome, report_dir=str(folder), at=clock.now(), token=token),
     )
+    # Done before the report is written, so the archived journal.jsonl holds the whole run.
+    writer.attempt(
+        "journal done",
+        lambda: journal.set_state(run_id, S.DONE, actor=actor, trigger=outcome.value, at=clock.now(), token=token),
+    )
     try:
         done.report_dir = reports.write_run_report(journal, run_id, archive, now=clock.now())
-    except Exception as exc:  # an unwritable archive must not leave the run stuck in ``reporting``
+    except Exception as exc:  # an unwritable archive must not leave the run unfinished
         detail = redaction.redact(str(exc)) or type(exc).__name__
-        done.problems.append(f"report not written to {folder}: {detail}")
+        done.report_problem = f"report not written to {folder}: {detail}"
         writer.append(
             records.action(
                 run_id,
@@ -80,9 +87,5 @@ def finish_run(
             "journal outcome",
             lambda: journal.finish(run_id, outcome=outcome, report_dir=None, at=clock.now(), token=token),
         )
-    writer.attempt(
-        "journal done",
-        lambda: journal.set_state(run_id, S.DONE, actor=actor, trigger=outcome.value, at=clock.now(), token=token),
-    )
     writer.attempt("free the target", lambda: journal.unlock_target(run.target_key, run_id=run_id))
     return done

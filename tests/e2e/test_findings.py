@@ -263,9 +263,10 @@ def test_two_concurrent_restores_restore_once(
     [(loser_code, loser_out, loser_err)] = [r for r in results if r is not winners[0]]
     if loser_code == 1:
         # Lost the compare-and-set, or came late and found the winner's fresh ownership record.
-        assert "another process took run" in loser_err or (
-            "still running" in loser_err and "drill restore" in loser_err
-        ), loser_err
+        assert "another process took run" in loser_err or "being restored by another `drill restore`" in loser_err, (
+            loser_err
+        )
+        assert "--force" not in loser_err  # never pointed at taking over a restore in progress
     else:
         assert loser_code == 0 and "nothing to restore" in loser_out, (loser_code, loser_out, loser_err)
         assert "restored and verified" not in loser_out

@@ -46,6 +46,7 @@ class Policy:
     marker: base.Marker | None = None
     fail_restore: bool = False
     fail_claim: bool = False
+    taken_at_claim: str | None = None  # another run marks the object between the preflight and the claim
 
 
 @dataclass
@@ -99,6 +100,10 @@ class MemorySuspender:
         with self.target.lock:
             if self.policy.fail_claim:
                 raise errors.PolicyError(f"{self.name}: claim failed")
+            if self.policy.taken_at_claim is not None:
+                holder = self.policy.taken_at_claim
+                self.policy.marker = base.Marker(holder, self.name, self.kind, {"autorestart": True}, 0)
+                self.policy.value = False
             current = self.policy.marker
             if current is not None and current.run_id != marker.run_id:
                 raise errors.MarkerConflictError(f"{self.name} is held by run {current.run_id}")

@@ -245,6 +245,28 @@ def test_a_claim_refused_by_another_runs_marker_aborts_and_restores_the_rest(
     assert target.policies["p0"].value and target.policies["p0"].marker is None
 
 
+@pytest.mark.parametrize("lost", ["p0", "p1"])
+def test_losing_the_claim_race(tmp_path: Path, journal: journal_base.JournalStore, lost: str) -> None:
+    """First claim refused: nothing changed, a failed preflight (exit 2). A later one: abort, restore the rest."""
+    target = three_policies()
+    target.policies[lost].taken_at_claim = "other-run"
+    run = make_engine(tmp_path, journal, target)
+    if lost == "p0":
+        with pytest.raises(errors.PreflightError, match="other-run"):
+            run.run()
+        record = journal.get_run(run.run_id)
+        assert (record.state, record.outcome) == (records.RunState.FAILED, records.Outcome.FAILED)
+        assert [s.state for s in journal.suspensions(run.run_id)] == [records.SuspensionState.NOT_CLAIMED]
+        assert target.policies["p1"].marker is None and target.policies["p1"].value
+    else:
+        result = run.run()
+        assert result.exit_code == engine.ExitCode.ABORTED
+        assert target.policies["p0"].value and target.policies["p0"].marker is None
+    # The other run's claim is never touched.
+    marker = target.policies[lost].marker
+    assert marker is not None and marker.run_id == "other-run"
+
+
 def test_an_exception_in_preflight_ends_failed_and_changes_nothing(
     tmp_path: Path, journal: journal_base.JournalStore
 ) -> None:
