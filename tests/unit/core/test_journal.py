@@ -343,3 +343,31 @@ def test_a_user_who_cannot_write_the_journal_still_reads_it(tmp_path: Path) -> N
     finally:
         folder.chmod(0o755)
         shutil.rmtree(folder)
+
+
+def test_read_only_commands_work_for_a_user_who_cannot_write_the_journal() -> None:
+    """`drill runs`, `status` and `journal` open the journal read-only: a 444 journal in a 555 folder is enough."""
+    folder = Path(tempfile.mkdtemp(prefix="drill-ro-cli-", dir="/tmp"))
+    try:
+        journal = store.open_journal(folder / "journal.db")
+        journal.create_run(_run())
+        journal.close()
+        (folder / "journal.db").chmod(0o444)
+        folder.chmod(0o555)
+        before = (folder / "journal.db").read_bytes()
+        for argv in (["runs"], ["status", "d-1"], ["journal", "d-1"]):
+            out = subprocess.run(
+                [*_as_another_user(), "-m", "orchestrator.cli.main", *argv],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=REPO,
+                env={**os.environ, "DRILL_HOME": str(folder), "DRILL_JOURNAL_URL": ""},
+            )
+            assert out.returncode == 0, (argv, out.stderr)
+            assert "d-1" in out.stdout and "Traceback" not in out.stderr, (argv, out.stdout, out.stderr)
+        assert (folder / "journal.db").read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.db"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
