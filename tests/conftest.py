@@ -128,3 +128,29 @@ def journal_rows(home: Path, sql: str, *params: object) -> list[tuple[object, ..
             if "no such table" in str(exc):
                 return []
             raise
+
+
+def paused_run(
+    drill_env: DrillEnv, step: str, auto: str, *, drill: Path = NO_AUTOMATION, capture_stdout: bool = False
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `drill run` held at ``step`` by the test pause hook; returns the process and the run id.
+
+    The run waits there until it is killed or ``<hooks>/<run-id>.<step>.resume`` appears.
+    """
+    proc = subprocess.Popen(
+        drill_cmd("run", str(drill), "--plain", "--auto-respond", auto),
+        env=drill_env.env(DRILL_TEST_PAUSE_AT=step),
+        cwd=REPO,
+        stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def paused() -> Path | None:
+        assert proc.poll() is None, f"drill run exited early: {proc.communicate()}"
+        found = list(drill_env.hooks_dir.glob(f"*.{step}.paused")) if drill_env.hooks_dir.exists() else []
+        return found[0] if found else None
+
+    marker = wait_for(paused, timeout_s=30, what=f"drill run to pause at {step}")
+    assert isinstance(marker, Path)
+    return proc, marker.name.removesuffix(f".{step}.paused")

@@ -7,37 +7,19 @@ import signal
 import sqlite3
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
 from orchestrator.policies import base as policy_base
 from orchestrator.sandbox import control
-from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, drill_cmd, journal_rows, read_report, wait_for
+from tests.conftest import DrillEnv, journal_rows, paused_run, read_report, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _paused_run(drill_env: DrillEnv, step: str, auto: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `drill run` that stops forever at ``step``; returns the process and the run id."""
-    proc = subprocess.Popen(
-        drill_cmd("run", str(NO_AUTOMATION), "--plain", "--auto-respond", auto),
-        env=drill_env.env(DRILL_TEST_PAUSE_AT=step),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def paused() -> Path | None:
-        assert proc.poll() is None, f"drill run exited early: {proc.stderr.read() if proc.stderr else ''}"
-        found = list(drill_env.hooks_dir.glob(f"*.{step}.paused")) if drill_env.hooks_dir.exists() else []
-        return found[0] if found else None
-
-    marker = wait_for(paused, timeout_s=30, what=f"drill run to pause at {step}")
-    assert isinstance(marker, Path)
-    return proc, marker.name.removesuffix(f".{step}.paused")
+    return paused_run(drill_env, step, auto)
 
 
 def _journal_rows(drill_env: DrillEnv, sql: str, *params: object) -> list[tuple[object, ...]]:

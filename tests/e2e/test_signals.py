@@ -5,14 +5,12 @@ the test pause hook, signalled there, then let go: it must notice, restore and e
 from __future__ import annotations
 
 import signal
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from orchestrator.policies import base as policy_base
 from orchestrator.sandbox import control
-from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, drill_cmd, journal_rows, wait_for
+from tests.conftest import DrillEnv, journal_rows, paused_run
 
 pytestmark = pytest.mark.e2e
 
@@ -25,32 +23,12 @@ STEPS = [
 ]
 
 
-def _held_run(drill_env: DrillEnv, step: str, auto: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        drill_cmd("run", str(NO_AUTOMATION), "--plain", "--auto-respond", auto),
-        env=drill_env.env(DRILL_TEST_PAUSE_AT=step),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def paused() -> Path | None:
-        assert proc.poll() is None, f"drill run exited early: {proc.communicate()}"
-        found = list(drill_env.hooks_dir.glob(f"*.{step}.paused")) if drill_env.hooks_dir.exists() else []
-        return found[0] if found else None
-
-    marker = wait_for(paused, timeout_s=30, what=f"drill run to pause at {step}")
-    assert isinstance(marker, Path)
-    return proc, marker.name.removesuffix(f".{step}.paused")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=["SIGHUP", "SIGQUIT"])
 @pytest.mark.parametrize(("step", "auto"), STEPS, ids=[s for s, _ in STEPS])
 def test_session_ending_signal_in_each_state_restores(
     sig: signal.Signals, step: str, auto: str, drill_env: DrillEnv, sandbox: control.SandboxClient
 ) -> None:
-    proc, run_id = _held_run(drill_env, step, auto)
+    proc, run_id = paused_run(drill_env, step, auto, capture_stdout=True)
     if step not in ("preflight", "restoring"):
         assert sandbox.status().autorestart is False, "the run had suspended auto-restart"
     proc.send_signal(sig)

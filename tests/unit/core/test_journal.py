@@ -21,26 +21,9 @@ from orchestrator import errors, records
 from orchestrator.adapters import journaldb
 from orchestrator.journal import store
 from tests.conftest import REPO
+from tests.unit.journal.builders import make_run
 
 S = records.RunState
-
-
-def _run(run_id: str = "d-1", at: float = 100.0, state: records.RunState = S.PLANNED) -> records.RunRecord:
-    return records.RunRecord(
-        run_id=run_id,
-        drill_name="d",
-        drill_path="/x/d.yaml",
-        mode=records.RunMode.NO_AUTOMATION,
-        target_key="sandbox:/tmp/x",
-        state=state,
-        created_at=at,
-        updated_at=at,
-        pid=1,
-        host="h",
-        deadline_at=at + 60,
-        definition={"k": 1},
-        experiment={"title": "t"},
-    )
 
 
 def _suspension(run_id: str = "d-1") -> records.SuspensionRecord:
@@ -76,7 +59,7 @@ def test_intent_is_visible_to_another_process_before_the_call_returns(tmp_path: 
     """Write-ahead: once record_intent returns, a fresh process (as after SIGKILL) reads the prior state."""
     db = tmp_path / "j.db"
     journal = store.open_journal(db)
-    journal.create_run(_run())
+    journal.create_run(make_run())
     journal.record_intent(_suspension(), _event(name="suspend.intent"))
     reader = (
         "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
@@ -89,7 +72,7 @@ def test_intent_is_visible_to_another_process_before_the_call_returns(tmp_path: 
 
 def test_update_suspension_and_unrestored_filter(tmp_path: Path) -> None:
     journal = store.open_journal(tmp_path / "j.db")
-    journal.create_run(_run())
+    journal.create_run(make_run())
     journal.record_intent(_suspension(), _event())
     assert [s.state for s in journal.suspensions(unrestored=True)] == [records.SuspensionState.INTENDED]
     journal.update_suspension("d-1", "p", records.SuspensionState.RESTORED, at=150.0, detail="ok", event=_event())
@@ -101,7 +84,7 @@ def test_update_suspension_and_unrestored_filter(tmp_path: Path) -> None:
 
 def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
     journal = store.open_journal(tmp_path / "j.db")
-    journal.create_run(_run())
+    journal.create_run(make_run())
     before = len(journal.events("d-1"))
     # A suspension for a run that does not exist is refused: neither row nor event lands.
     with pytest.raises(errors.JournalError):
@@ -113,9 +96,9 @@ def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
 
 def test_resolve_run_by_prefix_latest_and_active(tmp_path: Path) -> None:
     journal = store.open_journal(tmp_path / "j.db")
-    journal.create_run(_run("alpha-1", at=100.0))
-    journal.create_run(_run("alpha-2", at=200.0))
-    journal.create_run(_run("beta-1", at=300.0))
+    journal.create_run(make_run("alpha-1", at=100.0))
+    journal.create_run(make_run("alpha-2", at=200.0))
+    journal.create_run(make_run("beta-1", at=300.0))
     assert journal.resolve_run("beta").run_id == "beta-1"
     assert journal.resolve_run("latest").run_id == "beta-1"
     with pytest.raises(errors.RunNotFoundError, match="matches 2 runs"):
@@ -131,7 +114,7 @@ def test_resolve_run_by_prefix_latest_and_active(tmp_path: Path) -> None:
 
 def test_events_filter_by_kind_and_sequence_and_export(tmp_path: Path) -> None:
     journal = store.open_journal(tmp_path / "j.db")
-    journal.create_run(_run())
+    journal.create_run(make_run())
     seq = journal.append(
         records.Event(run_id="d-1", at=102.0, kind=records.EventKind.COMMAND, name="ack", actor="alice")
     )
@@ -156,7 +139,7 @@ def test_unopenable_journal_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_second_connection_sees_wal_writes(tmp_path: Path) -> None:
     journal = store.open_journal(tmp_path / "j.db")
-    journal.create_run(_run())
+    journal.create_run(make_run())
     other = sqlite3.connect(tmp_path / "j.db")
     try:
         assert other.execute("SELECT COUNT(*) FROM runs").fetchone() == (1,)
@@ -281,13 +264,13 @@ def test_a_journal_newer_than_drill_is_refused(tmp_path: Path) -> None:
 def test_read_only_changes_no_byte_and_needs_the_file(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     journal = store.open_journal(db)
-    journal.create_run(_run())
+    journal.create_run(make_run())
     journal.close()
     before = (db.read_bytes(), db.stat().st_mtime_ns)
     reader = store.open_journal(db, read_only=True)
     assert [r.run_id for r in reader.list_runs()] == ["d-1"]
     with pytest.raises(errors.JournalReadOnlyError):
-        reader.create_run(_run("d-2"))
+        reader.create_run(make_run("d-2"))
     reader.close()
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
     with pytest.raises(errors.JournalUnavailableError, match="no journal at"):
@@ -326,7 +309,7 @@ def test_a_user_who_cannot_write_the_journal_still_reads_it(tmp_path: Path) -> N
     folder = Path(tempfile.mkdtemp(prefix="drill-ro-", dir="/tmp"))
     try:
         journal = store.open_journal(folder / "journal.db")
-        journal.create_run(_run())
+        journal.create_run(make_run())
         journal.close()
         assert not (folder / "journal.db-wal").exists()  # the last close checkpointed the WAL away
         (folder / "journal.db").chmod(0o444)
@@ -350,7 +333,7 @@ def test_read_only_commands_work_for_a_user_who_cannot_write_the_journal() -> No
     folder = Path(tempfile.mkdtemp(prefix="drill-ro-cli-", dir="/tmp"))
     try:
         journal = store.open_journal(folder / "journal.db")
-        journal.create_run(_run())
+        journal.create_run(make_run())
         journal.close()
         (folder / "journal.db").chmod(0o444)
         folder.chmod(0o555)

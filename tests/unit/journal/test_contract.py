@@ -17,43 +17,11 @@ from orchestrator import errors, records
 from orchestrator.journal import base as journal_base
 from orchestrator.journal import store as journal_store
 from tests.conftest import REPO
+from tests.unit.journal.builders import make_run, make_suspension
 
 S = records.RunState
 SS = records.SuspensionState
 CMD = records.EventKind.COMMAND
-
-
-def make_run(run_id: str = "d-1", at: float = 100.0, state: records.RunState = S.PLANNED) -> records.RunRecord:
-    return records.RunRecord(
-        run_id=run_id,
-        drill_name="d",
-        drill_path="/x/d.yaml",
-        mode=records.RunMode.NO_AUTOMATION,
-        target_key="sandbox:/tmp/x",
-        state=state,
-        created_at=at,
-        updated_at=at,
-        pid=1,
-        host="h",
-        deadline_at=at + 60,
-        definition={"k": 1},
-        experiment={"title": "t"},
-        owner="host:1",
-    )
-
-
-def make_suspension(run_id: str = "d-1", policy: str = "p", *, prior_known: bool = True) -> records.SuspensionRecord:
-    return records.SuspensionRecord(
-        run_id=run_id,
-        policy=policy,
-        kind="sandbox-autorestart",
-        target_key="sandbox:/tmp/x",
-        prior={"autorestart": True} if prior_known else {},
-        deadline_at=160.0,
-        state=SS.INTENDED,
-        updated_at=101.0,
-        prior_known=prior_known,
-    )
 
 
 def action(run_id: str = "d-1", name: str = "x") -> records.Event:
