@@ -172,6 +172,7 @@ class Engine:
         self.flags = _Flags()
         self._watch_stop = threading.Event()
         self._restoring = False
+        self._seen_seq = 0  # the last event the observer was shown
 
     # -- journal and observer helpers ---------------------------------------------------------------
 
@@ -196,6 +197,7 @@ class Engine:
         event = dataclasses.replace(event, data=redaction.clean_value(event.data))
         seq = self.journal.append(event, token=self.token)
         event = dataclasses.replace(event, seq=seq)
+        self._seen_seq = max(self._seen_seq, seq)
         self._notify(lambda o: o.on_event(event))
         return event
 
@@ -608,7 +610,7 @@ class Engine:
         except errors.OwnershipLostError as exc:
             self.taken_over = str(exc)
             return self._result(None, None, restoring.RestoreReport(), problems)
-        self._notify(lambda o: o.on_state(S.RESTORING, self.clock.now()))
+        self._replay_to_observer()
         finished = finishing.finish_run(
             self.journal,
             self.run_id,
@@ -619,9 +621,26 @@ class Engine:
             trigger="restored" if report.ok else "restore NOT verified",
         )
         problems.extend(finished.problems)
+        self._replay_to_observer()
         report_dir = str(finished.report_dir) if finished.report_dir else None
         result = self._result(finished.outcome, report_dir, report, problems)
         return dataclasses.replace(result, report_problem=finished.report_problem)
+
+    def _replay_to_observer(self) -> None:
+        """Show the observer what the restore path journaled, now that every policy is back.
+
+        Observers are never called before the restores: a terminal that blocks (a stopped pager,
+        a full pipe) must not hold a suspended policy. A journal that cannot be read shows nothing.
+        """
+        if self.observer is None:
+            return
+        try:
+            written = self.journal.events(self.run_id, after_seq=self._seen_seq)
+        except Exception:
+            return
+        for event in written:
+            self._seen_seq = max(self._seen_seq, event.seq)
+            self._notify(_show(event))
 
     def _enter_restoring(self, writer: restoring.TolerantJournal, trigger: str) -> None:
         if self.abort_reason is not None:
@@ -697,6 +716,14 @@ class Engine:
 
     def elapsed(self) -> float:
         return self.clock.now() - self.started_at
+
+
+def _show(event: records.Event) -> Callable[[Observer], None]:
+    """How the observer is told about one journaled event (a transition is a state)."""
+    if event.kind is records.EventKind.TRANSITION:
+        state = records.RunState(event.name)
+        return lambda o: o.on_state(state, event.at)
+    return lambda o: o.on_event(event)
 
 
 class _ClaimRefusedError(errors.DrillError):
