@@ -157,6 +157,13 @@ def restore(args: argparse.Namespace) -> int:
             raise
         print(f"drill: run {args.run} is not in the journal; looking for its markers on the target", file=sys.stderr)
         return _from_markers(args, journal, run_id=args.run)
+    except (errors.JournalUnavailableError, errors.JournalReadOnlyError) as exc:
+        # Opened, but damaged or unwritable underneath: the markers still say what to restore.
+        print(
+            f"drill: the journal failed ({redaction.clean(str(exc))}); restoring from the markers on the target",
+            file=sys.stderr,
+        )
+        return _from_markers(args, None, run_id=args.run)
     finally:
         journal.close()
 
