@@ -298,10 +298,12 @@ def parse_file(path: Path) -> tuple[CatalogFile | RosterFile | None, dict[Loc, i
     if data.get("apiVersion") != models.API_VERSION:
         message = f"expected {models.API_VERSION!r}, got {loading._describe(data.get('apiVersion'))}"
         return None, lines, _one(file, "apiVersion", message, loading._line_for(lines, ("apiVersion",)))
+    kind_line = loading._line_for(lines, ("kind",))
     if kind == "Roster" and path.name != ROSTER_FILE:
-        return None, lines, _one(file, "kind", f"the roster lives in {ROSTER_FILE}; rename this file", 1)
+        return None, lines, _one(file, "kind", f"the roster lives in {ROSTER_FILE}; rename this file", kind_line)
     if kind != "Roster" and path.name == ROSTER_FILE:
-        return None, lines, _one(file, "kind", f"{ROSTER_FILE} holds kind: Roster; move the catalog to another file", 1)
+        message = f"{ROSTER_FILE} holds kind: Roster; move the catalog to another file"
+        return None, lines, _one(file, "kind", message, kind_line)
     root = _KINDS[kind]
     try:
         parsed = root.model_validate(data)
