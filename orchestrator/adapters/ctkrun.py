@@ -1,0 +1,471 @@
+"""Run a Chaos Toolkit experiment through chaoslib's own runner, with drill's phases as a control.
+
+Everything in the experiment format (runtime strategies, controls, background activities, refs,
+dynamic configuration, ``--var``/``--var-file``, settings with global controls, ``--dry``) keeps
+the semantics ``chaos run`` gives it, because chaoslib runs it: this module only does what
+``chaostoolkit/commands/run.py`` does around ``run_experiment`` and adds one Python control whose
+``before_method_control``/``after_method_control`` hooks call drill's :class:`Phases`.
+
+Where the control goes, so that no other control is applied differently than under ``chaos run``
+(chaoslib's ``get_context_controls``): appended to the experiment's top-level ``controls`` when
+there are some (at the method level chaoslib applies only those, never global ones), else added
+as a global control (with no top-level controls chaoslib applies the global ones at every level).
+Either way it comes after every other control at the experiment and method levels, so a
+safeguard refusing to run (``InterruptExecution``) stops the run before ``before_method``.
+The journal is the one ``chaos run`` writes: the drill control is taken out of its copy of the
+experiment again.
+
+chaoslib keeps its global controls in module state: one run at a time per process (a lock).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import importlib
+import json
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from chaoslib import caching, convert_vars, merge_vars
+from chaoslib import control as chaos_control
+from chaoslib import exceptions as chaos_exceptions
+from chaoslib import settings as chaos_settings
+from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+from chaoslib.run import RunEventHandler, Runner
+from chaoslib.types import Dry, Schedule, Strategy
+
+from orchestrator import errors, redaction
+
+__all__ = [
+    "CtkOutcome",
+    "Interrupt",
+    "NoPhases",
+    "PhaseError",
+    "Phases",
+    "journal_json",
+    "load_settings_file",
+    "parse_vars",
+    "run_experiment_with_phases",
+]
+
+_LOGGER_NAME = "chaostoolkit"
+CONTROL_NAME = "orchestrator.adapters.ctkrun:drill-phases"
+HYPOTHESIS_STRATEGIES = (
+    "default",
+    "before-method-only",
+    "after-method-only",
+    "during-method-only",
+    "continuously",
+    "skip",
+)
+ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
+
+
+class Interrupt(Exception):  # noqa: N818 (a request, not a failure)
+    """Raised by a phase to stop the experiment (chaoslib's ``InterruptExecution``)."""
+
+
+class Phases(Protocol):
+    """What drill does around and between chaoslib's steps.
+
+    - ``before_method()``: after the steady-state hypothesis before the method held (and after every other
+      control's before-method hook), right before the first method activity. Raising :class:`Interrupt`
+      stops the run here: no method activity runs; status ``interrupted``.
+    - ``after_method(runs)``: the method finished (background activities included, failed activities
+      recorded, as chaoslib does) and no interruption is in flight; before the hypothesis after the method
+      and before the rollbacks. ``runs`` is the method's part of the journal. Raising :class:`Interrupt`
+      interrupts the run there (chaoslib: no hypothesis after; ``default`` rollbacks are not played).
+    - ``on_interrupt()``: chaoslib stopped the run for another reason (an ``InterruptExecution`` from a
+      control or activity, a signal, an unexpected error in the method), at most once; if it happens
+      during the method, it replaces ``after_method``.
+
+    Any other exception from a phase stops the run as an interruption and is raised again, as the cause
+    of a :class:`PhaseError`, once chaoslib has finished (cleanup, after-experiment controls).
+    """
+
+    def before_method(self) -> None: ...
+
+    def after_method(self, method_journal: list[dict[str, Any]]) -> None: ...
+
+    def on_interrupt(self) -> None: ...
+
+
+class NoPhases:
+    """Phases that do nothing: the run is then exactly ``chaos run``."""
+
+    def before_method(self) -> None:
+        return None
+
+    def after_method(self, method_journal: list[dict[str, Any]]) -> None:
+        return None
+
+    def on_interrupt(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class CtkOutcome:
+    """What chaoslib's run produced."""
+
+    journal: dict[str, Any]  # what ``chaos run`` writes to journal.json (see journal_json)
+    status: str  # completed | failed | aborted | interrupted
+    deviated: bool
+    method_ran: bool  # before_method returned and chaoslib went on into the method
+    interrupted_by_phase: bool = False  # a phase raised Interrupt (or failed)
+    phase_calls: tuple[str, ...] = field(default_factory=tuple)  # the phases called, in order
+
+    @property
+    def exit_code(self) -> int:
+        """``chaos run``'s exit code: 1 when the run did not complete or deviated."""
+        return 1 if self.status != "completed" or self.deviated else 0
+
+
+class PhaseError(errors.ExperimentError):
+    """A phase raised something other than :class:`Interrupt`; ``__cause__`` is what it raised."""
+
+    def __init__(self, message: str, outcome: CtkOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class _Driver:
+    """One run's phases, called by the control hooks below."""
+
+    def __init__(self, phases: Phases) -> None:
+        self.phases = phases
+        self.baseline = sys.exc_info()[1]  # an exception the caller is handling is not an interruption
+        self.calls: list[str] = []
+        self.before_done = False
+        self.interrupt_notified = False
+        self.by_phase = False
+        self.error: BaseException | None = None
+
+    def _call(self, name: str, func: Any, *args: Any) -> None:
+        self.calls.append(name)
+        try:
+            func(*args)
+        except Interrupt as exc:
+            self.by_phase = True
+            raise chaos_exceptions.InterruptExecution(f"drill stopped the experiment at {name}: {exc}") from exc
+        except (KeyboardInterrupt, SystemExit):
+            self.by_phase = True  # chaoslib handles these itself: an interruption
+            raise
+        except Exception as exc:  # chaoslib swallows a control's errors: keep it, stop the run
+            self.by_phase = True
+            if self.error is None:
+                self.error = exc
+            raise chaos_exceptions.InterruptExecution(f"drill's {name} failed: {exc}") from exc
+
+    def before_method(self) -> None:
+        self._call("before_method", self.phases.before_method)
+        self.before_done = True
+
+    def after_method(self, runs: Any) -> None:
+        if not self.before_done:
+            return  # a before-method hook interrupted: the method never ran
+        unwinding = sys.exc_info()[1]  # chaoslib is unwinding the method: an interrupt, a signal, an error
+        if unwinding is not None and unwinding is not self.baseline:
+            self.interrupted()
+            return
+        self._call("after_method", self.phases.after_method, list(runs or []))
+
+    def interrupted(self) -> None:
+        if self.interrupt_notified or self.by_phase:
+            return
+        self.interrupt_notified = True
+        self.calls.append("on_interrupt")
+        try:
+            self.phases.on_interrupt()
+        except BaseException as exc:  # called from chaoslib's handlers, which swallow errors
+            if self.error is None:
+                self.error = exc
+
+
+_DRIVERS: dict[str, _Driver] = {}
+_RUN_LOCK = threading.Lock()
+
+
+# The control hooks chaoslib calls (``provider.module`` is this module; ``token`` picks the run).
+def before_method_control(context: Any, token: str = "") -> None:
+    driver = _DRIVERS.get(token)
+    if driver is not None:
+        driver.before_method()
+
+
+def after_method_control(context: Any, state: Any = None, token: str = "") -> None:
+    driver = _DRIVERS.get(token)
+    if driver is not None:
+        driver.after_method(state)
+
+
+class _Events(RunEventHandler):  # type: ignore[misc]  # chaoslib is untyped
+    def __init__(self, driver: _Driver) -> None:
+        self._driver = driver
+
+    def interrupted(self, experiment: Any, journal: Any) -> None:
+        self._driver.interrupted()
+
+    def signal_exit(self) -> None:
+        self._driver.interrupted()
+
+
+def parse_vars(values: Sequence[str]) -> dict[str, Any]:
+    """``--var key[:type]=value`` as ``chaos run`` converts them."""
+    try:
+        return dict(convert_vars(list(values)))
+    except ValueError as exc:
+        raise errors.ExperimentError(f"invalid --var: {exc}") from exc
+
+
+def load_settings_file(path: Path) -> dict[str, Any]:
+    """A Chaos Toolkit settings file (``chaos --settings``); a missing file is no settings, as for ``chaos``."""
+    try:
+        loaded = contextvars.copy_context().run(chaos_settings.load_settings, str(path))
+    except OSError as exc:
+        raise errors.ExperimentError(f"cannot read settings {path}: {exc}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise errors.ExperimentError(f"settings {path} do not hold a mapping")
+    return dict(loaded or {})
+
+
+def _strategies(
+    experiment: Mapping[str, Any], settings: dict[str, Any], hypothesis: str | None, rollbacks: str | None
+) -> tuple[str, str]:
+    """chaos run's precedence: settings, then the experiment's ``runtime``, then the command line."""
+    runtime = settings.setdefault("runtime", {})
+    runtime.setdefault("rollbacks", {}).setdefault("strategy", "default")
+    runtime.setdefault("hypothesis", {}).setdefault("strategy", "default")
+    experiment_runtime = experiment.get("runtime")
+    if experiment_runtime:
+        runtime["rollbacks"]["strategy"] = experiment_runtime.get("rollbacks", {}).get("strategy", "default")
+        runtime["hypothesis"]["strategy"] = experiment_runtime.get("hypothesis", {}).get("strategy", "default")
+    if hypothesis is not None:
+        runtime["hypothesis"]["strategy"] = hypothesis
+    if rollbacks is not None:
+        runtime["rollbacks"]["strategy"] = rollbacks
+    hyp = runtime["hypothesis"]["strategy"]
+    hyp = "continuously" if hyp == "continously" else hyp  # chaos run's spelling check (settings keep the typo)
+    try:
+        Strategy.from_string(hyp)
+    except ValueError as exc:
+        raise errors.ExperimentError(
+            f"unknown hypothesis strategy {hyp!r} ({', '.join(HYPOTHESIS_STRATEGIES)})"
+        ) from exc
+    # chaos run's command line refuses an unknown rollback strategy; one in the runtime block or the settings
+    # reaches chaoslib, which then plays no rollback: the same here
+    if rollbacks is not None and rollbacks not in ROLLBACK_STRATEGIES:
+        raise errors.ExperimentError(f"unknown rollback strategy {rollbacks!r} ({', '.join(ROLLBACK_STRATEGIES)})")
+    rb = str(runtime["rollbacks"]["strategy"])
+    return hyp, rb
+
+
+def _attach_log(log_path: Path | None) -> logging.Handler | None:
+    logger = logging.getLogger(_LOGGER_NAME)
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    if log_path is None:
+        return None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(redaction.CleaningFilter())  # activity arguments may hold secrets
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
+def run_experiment_with_phases(
+    experiment: Mapping[str, Any],
+    *,
+    phases: Phases,
+    extra_vars: Mapping[str, Any] | None = None,
+    var_files: Sequence[str | Path] = (),
+    settings: Mapping[str, Any] | None = None,
+    hypothesis_strategy: str | None = None,
+    rollback_strategy: str | None = None,
+    dry: str | None = None,
+    log_path: Path | None = None,
+    validate: bool = True,
+    hypothesis_frequency: float = 1.0,
+    fail_fast: bool = False,
+    install_signal_handlers: bool = False,
+) -> CtkOutcome:
+    """Run ``experiment`` as ``chaos run`` would, calling ``phases`` around the method.
+
+    ``extra_vars`` are ``--var`` (already converted: :func:`parse_vars`), ``var_files`` ``--var-file``,
+    ``settings`` the parsed settings file (``None``: no settings file), the strategies ``None`` when not
+    given on the command line, ``dry`` one of ``probes|actions|activities|pause``. ``validate=False`` is
+    ``--no-validation``. ``install_signal_handlers`` lets chaoslib install its SIGTERM/SIGUSR1/SIGUSR2
+    handlers as ``chaos run`` does (main thread only; drill keeps its own). The experiment is not modified.
+    """
+    to_run = copy.deepcopy(dict(experiment))
+    run_settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
+    if validate:
+        try:
+            ensure_experiment_is_valid(to_run)
+        except chaos_exceptions.ChaosException as exc:
+            raise errors.ExperimentError(f"invalid experiment: {exc}") from exc
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise errors.ExperimentError(f"invalid experiment: malformed structure ({exc})") from exc
+    hyp, _ = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
+    try:
+        to_run["dry"] = Dry.from_string(dry) if dry else None
+    except ValueError as exc:
+        raise errors.ExperimentError(f"unknown dry mode {dry!r} (probes, actions, activities, pause)") from exc
+    if not _RUN_LOCK.acquire(blocking=False):
+        raise errors.ExperimentError("another Chaos Toolkit experiment is running in this process")
+    try:
+        return contextvars.copy_context().run(
+            lambda: _run_locked(
+                to_run,
+                phases=phases,
+                extra_vars=dict(extra_vars or {}),
+                var_files=[str(p) for p in var_files],
+                settings=run_settings,
+                strategy=Strategy.from_string(hyp),
+                schedule=Schedule(continuous_hypothesis_frequency=hypothesis_frequency, fail_fast=fail_fast),
+                dry=dry,
+                log_path=log_path,
+                install_signal_handlers=install_signal_handlers,
+            )
+        )
+    finally:
+        _RUN_LOCK.release()
+
+
+def _run_locked(
+    experiment: dict[str, Any],
+    *,
+    phases: Phases,
+    extra_vars: dict[str, Any],
+    var_files: list[str],
+    settings: dict[str, Any],
+    strategy: Strategy,
+    schedule: Schedule,
+    dry: str | None,
+    log_path: Path | None,
+    install_signal_handlers: bool,
+) -> CtkOutcome:
+    handler = _attach_log(log_path)
+    driver = _Driver(phases)
+    token = uuid.uuid4().hex
+    _DRIVERS[token] = driver
+    own_control = {
+        "name": CONTROL_NAME,
+        "provider": {"type": "python", "module": __name__, "arguments": {"token": token}},
+    }
+    had_controls = "controls" in experiment
+    original_controls = experiment.get("controls")
+    try:
+        chaos_settings.loaded_settings.set(settings)  # what ``chaos --settings`` leaves for the controls
+        try:
+            experiment_vars = merge_vars(extra_vars, var_files)
+            chaos_control.load_global_controls(settings)
+        except (chaos_exceptions.ChaosException, ValueError, OSError, TypeError) as exc:
+            raise errors.ExperimentError(f"cannot load variables or global controls: {exc}") from exc
+        if original_controls:
+            experiment["controls"] = [*original_controls, own_control]
+        else:
+            chaos_control.set_global_controls([*chaos_control.get_global_controls(), own_control])
+        events = _Events(driver)
+        try:
+            if install_signal_handlers:  # exactly chaos run's call
+                journal = run_experiment(
+                    experiment,
+                    settings=settings,
+                    experiment_vars=experiment_vars,
+                    strategy=strategy,
+                    schedule=schedule,
+                    event_handlers=[events],
+                )
+            else:
+                journal = _run_without_signals(
+                    experiment,
+                    settings=settings,
+                    experiment_vars=experiment_vars,
+                    strategy=strategy,
+                    schedule=schedule,
+                    events=events,
+                )
+        except chaos_exceptions.ChaosException as exc:
+            raise errors.ExperimentError(f"Chaos Toolkit could not run the experiment: {exc}") from exc
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise errors.ExperimentError(
+                f"Chaos Toolkit could not run the experiment ({type(exc).__name__}: {exc})"
+            ) from exc
+    finally:
+        chaos_control.reset_global_controls()
+        _DRIVERS.pop(token, None)
+        if handler is not None:
+            logging.getLogger(_LOGGER_NAME).removeHandler(handler)
+            handler.close()
+    journaled = journal.get("experiment")
+    if isinstance(journaled, dict):  # the journal shows the experiment as given, as chaos run's does
+        if had_controls:
+            journaled["controls"] = original_controls
+        else:
+            journaled.pop("controls", None)
+        if "dry" in journaled:
+            journaled["dry"] = dry
+    status = str(journal.get("status"))
+    if status == "interrupted" and not driver.by_phase:
+        driver.interrupted()  # e.g. an interruption during the rollbacks, which chaoslib reports to no handler
+    outcome = CtkOutcome(
+        journal=journal,
+        status=status,
+        deviated=bool(journal.get("deviated")),
+        method_ran=driver.before_done,
+        interrupted_by_phase=driver.by_phase,
+        phase_calls=tuple(driver.calls),
+    )
+    if driver.error is not None:
+        raise PhaseError(f"a drill phase failed: {driver.error}", outcome) from driver.error
+    return outcome
+
+
+def _run_without_signals(
+    experiment: dict[str, Any],
+    *,
+    settings: dict[str, Any],
+    experiment_vars: Any,
+    strategy: Strategy,
+    schedule: Schedule,
+    events: _Events,
+) -> dict[str, Any]:
+    """``chaoslib.experiment.run_experiment`` (its ``with_cache`` and ``Runner.run``) minus ``exit_signals``.
+
+    chaoslib installs SIGTERM/SIGUSR1/SIGUSR2 handlers for the run, which only the main thread may do and
+    which would replace drill's own; everything else is the same calls in the same order.
+    """
+    caching.cache_activities(experiment)  # what @with_cache does: refs resolve through this cache
+    try:
+        with Runner(strategy, schedule) as runner:
+            runner.register_event_handler(events)
+            runner.configure(experiment, settings, experiment_vars)
+            journal: dict[str, Any] = runner._run(
+                strategy,
+                schedule,
+                experiment,
+                None,
+                runner.config,
+                runner.secrets,
+                runner.settings,
+                runner.event_registry,
+            )
+            return journal
+    finally:
+        caching.clear_cache()
+
+
+def journal_json(outcome: CtkOutcome) -> str:
+    """The journal exactly as ``chaos run`` serialises it to journal.json (its own encoder)."""
+    encoder = importlib.import_module("chaostoolkit").encoder  # the CLI package is untyped
+    return json.dumps(outcome.journal, indent=2, ensure_ascii=False, default=encoder)
