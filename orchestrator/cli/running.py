@@ -14,7 +14,7 @@ from orchestrator.clock import SystemClock
 from orchestrator.definitions import loading
 
 if TYPE_CHECKING:
-    from orchestrator.run import engine as engine_types
+    from orchestrator.run import results
 
 DEMO_DRILL = Path("drills") / "examples" / "sandbox-no-automation.yaml"
 
@@ -57,7 +57,7 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
     return result.exit_code
 
 
-def _verdict(result: engine_types.RunResult) -> None:
+def _verdict(result: results.RunResult) -> None:
     """The one line that matters, on stderr, written so that a closed terminal cannot stop it mattering."""
     if result.taken_over is not None:
         line = (
@@ -87,7 +87,7 @@ def _verdict(result: engine_types.RunResult) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _summary(result: engine_types.RunResult) -> None:
+def _summary(result: results.RunResult) -> None:
     print(f"\noutcome: {result.outcome.value if result.outcome else 'unknown (the journal could not say)'}")
     if result.report_dir is None:
         for label in result.restored:

@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,9 +34,9 @@ from orchestrator.adapters import chaostoolkit
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
-from orchestrator.policies import base as policy_base
 from orchestrator.restore import restoring
-from orchestrator.run import autorespond, finishing, preflight, responding, signals
+from orchestrator.run import autorespond, finishing, interrupting, preflight, responding, signals, suspending
+from orchestrator.run.results import ExitCode, RunResult
 from orchestrator.targets import base as target_base
 
 S = records.RunState
@@ -70,59 +70,9 @@ def _chaostoolkit_session(experiment: dict[str, Any], extra_vars: dict[str, Any]
     return chaostoolkit.ExperimentSession(experiment, extra_vars=extra_vars, log_path=Path(log_path))
 
 
-class ExitCode:
-    """``drill run``'s exit status."""
-
-    COMPLETED = 0
-    ERROR = 1
-    INVALID = 2  # invalid definition or failed preflight: nothing was changed
-    NOT_MET = 3  # timed out / not recovered / deviated
-    ABORTED = 4  # aborted, automation restored
-    NOT_RESTORED = 5  # automation NOT restored: act now
-    NOT_JOURNALED = 6  # automation restored and verified, but not everything was recorded (journal or report)
-    TAKEN_OVER = 7  # another process took the run over and restores it; this one wrote nothing more
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: str
-    outcome: records.Outcome | None
-    report_dir: str | None
-    restore_ok: bool
-    abort_reason: str | None
-    journal_ok: bool = True
-    taken_over: str | None = None
-    problems: tuple[str, ...] = ()
-    restored: tuple[str, ...] = ()
-    failed: tuple[str, ...] = ()
-    report_problem: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.taken_over is not None:
-            return ExitCode.TAKEN_OVER
-        if not self.restore_ok:
-            return ExitCode.NOT_RESTORED
-        if not self.journal_ok or self.report_problem is not None:
-            return ExitCode.NOT_JOURNALED
-        if self.outcome is records.Outcome.ABORTED:
-            return ExitCode.ABORTED
-        if self.outcome in (records.Outcome.TIMED_OUT, records.Outcome.NOT_RECOVERED, records.Outcome.DEVIATED):
-            return ExitCode.NOT_MET
-        return ExitCode.COMPLETED
-
-
 def new_run_id(name: str, now: float) -> str:
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
     return f"{name}-{stamp}-{secrets.token_hex(2)}"
-
-
-@dataclass
-class _Claimed:
-    """A policy this process intends to suspend or has suspended: what the restore path needs, in memory."""
-
-    record: records.SuspensionRecord
-    label: str = ""
 
 
 @dataclass
@@ -130,8 +80,7 @@ class _Flags:
     injected: bool = False
     rolled_back: bool = False
     t0: float | None = None
-    method_thread: threading.Thread | None = None
-    claimed: list[_Claimed] = field(default_factory=list)
+    method: interrupting.Pending[chaostoolkit.StepResult] | None = None
 
 
 class Engine:
@@ -173,6 +122,19 @@ class Engine:
         self._watch_stop = threading.Event()
         self._restoring = False
         self._seen_seq = 0  # the last event the observer was shown
+        self.suspensions = suspending.Suspensions(
+            suspending.Context(
+                run_id=self.run_id,
+                token=self.token,
+                deadline_at=self.deadline_at,
+                journal=journal,
+                target=target,
+                clock=clock,
+                hooks_dir=paths.hooks_dir,
+                request_abort=self.request_abort,
+                show=lambda event: self._notify(lambda o: o.on_event(event)),
+            )
+        )
 
     # -- journal and observer helpers ---------------------------------------------------------------
 
@@ -372,10 +334,10 @@ class Engine:
                 self.timed_out = seen.timed_out
         except errors.OwnershipLostError as exc:
             self.taken_over = str(exc)
-        except _ClaimRefusedError as exc:
+        except suspending.ClaimRefusedError as exc:
             # Another run claimed the object between our preflight and our claim: nothing of ours
             # was changed, so this ends exactly like a preflight that saw its marker.
-            self._release_unclaimed()
+            self.suspensions.release_unclaimed()
             failed = [f"target not locked: {exc}"]
             self._fail(failed)
             raise errors.PreflightError(failed) from None
@@ -385,31 +347,6 @@ class Engine:
                 self._restore_first(session)
                 raise
         return self._restore_first(session)
-
-    def _release_unclaimed(self) -> None:
-        """Close the intents of a run whose first claim was refused: never claimed, nothing to restore."""
-        for claimed in self.flags.claimed:
-            at = self.clock.now()
-            with contextlib.suppress(Exception):
-                self.journal.update_suspension(
-                    self.run_id,
-                    claimed.record.policy,
-                    SS.NOT_CLAIMED,
-                    at=at,
-                    detail="claim refused: another run holds the object; nothing was changed",
-                    event=records.action(
-                        self.run_id,
-                        at,
-                        "claim",
-                        actor="drill",
-                        trigger="suspending",
-                        expected="object claimed",
-                        actual="refused: another run holds it; nothing was changed",
-                        policy=claimed.record.policy,
-                    ),
-                    token=self.token,
-                )
-        self.flags.claimed.clear()
 
     def _responding_context(self, session: Session) -> responding.Context:
         assert self.flags.t0 is not None, "responding starts only once the fault is active"
@@ -445,101 +382,17 @@ class Engine:
         for policy in self.spec.policies:
             if self.stop.is_set():
                 return
-            self._suspend(policy.name, policy.kind)
-
-    def _suspend(self, name: str, kind: str) -> None:
-        suspender = self.target.suspender(kind, name)
-        started = self.clock.now()
-        intent = records.SuspensionRecord(
-            run_id=self.run_id,
-            policy=name,
-            kind=kind,
-            target_key=self.target.key,
-            prior={},
-            prior_known=False,
-            deadline_at=self.deadline_at,
-            state=SS.INTENDED,
-            updated_at=started,
-            detail="suspend intended",
-        )
-        # Write-ahead: the intent is durable before the object is touched. The prior value is read
-        # in the same atomic step that claims the object (the marker), so it can never be another
-        # run's suspended value; the marker carries it until the journal does.
-        self.journal.record_intent(
-            intent,
-            records.action(
-                self.run_id,
-                started,
-                "suspend.intent",
-                actor="drill",
-                trigger="suspending",
-                expected=suspender.describe(suspender.suspended_value()),
-                actual="intent recorded",
-                policy=name,
-                deadline_at=self.deadline_at,
-            ),
-            token=self.token,
-        )
-        claimed = _Claimed(intent, f"{name} ({kind})")
-        self.flags.claimed.append(claimed)
-        marker = policy_base.Marker(self.run_id, name, kind, {}, self.deadline_at)
-        try:
-            prior = suspender.claim(marker)
-        except errors.MarkerConflictError as exc:
-            if not any(c.record.prior_known for c in self.flags.claimed):
-                raise _ClaimRefusedError(str(exc)) from None  # nothing changed yet: a failed preflight
-            self.request_abort(str(exc))
-            return
-        claimed.record = dataclasses.replace(intent, prior=prior, prior_known=True)
-        self.journal.record_prior(self.run_id, name, prior, token=self.token)
-        suspender.suspend(run_id=self.run_id)
-        hooks.pause_point("suspending", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
-        verified = suspender.verify_suspended(run_id=self.run_id)
-        now = self.clock.now()
-        event = records.action(
-            self.run_id,
-            now,
-            "suspend",
-            actor="drill",
-            trigger="suspending",
-            expected=suspender.describe(suspender.suspended_value()),
-            actual=("verified: " if verified else "NOT VERIFIED: ") + suspender.describe(suspender.snapshot()),
-            duration_s=now - started,
-            policy=name,
-            prior=prior,
-            verified=verified,
-        )
-        self.journal.update_suspension(
-            self.run_id,
-            name,
-            SS.SUSPENDED,
-            at=now,
-            detail="verified" if verified else "not verified",
-            event=event,
-            token=self.token,
-        )
-        self._notify(lambda o: o.on_event(event))
-        if not verified:
-            self.request_abort(f"policy {name} did not read back as suspended")
+            self.suspensions.suspend(policy.name, policy.kind)
 
     def _inject(self, session: Session) -> None:
         """Run the method in a worker so an abort acts at once, whatever the experiment is doing."""
         started = self.clock.now()
         self.flags.injected = True  # from here on, rollbacks must run whatever happens
-        box: dict[str, Any] = {}
-
-        def method() -> None:
-            try:
-                box["result"] = session.run_method()
-            except BaseException as exc:  # handed to the main thread
-                box["error"] = exc
-
-        worker = threading.Thread(target=method, name="drill-method", daemon=True)
-        worker.start()
-        while worker.is_alive() and not self.stop.is_set():
-            worker.join(self.timing.abort_poll_s)
-        if worker.is_alive():
-            self.flags.method_thread = worker
+        pending, result = interrupting.until_done_or_stopped(
+            session.run_method, stop=self.stop, poll_s=self.timing.abort_poll_s, name="drill-method"
+        )
+        if result is None:
+            self.flags.method = pending
             self.action(
                 "inject",
                 trigger="injecting",
@@ -549,9 +402,6 @@ class Engine:
                 ok=False,
             )
             return
-        if "error" in box:
-            raise box["error"]
-        result: chaostoolkit.StepResult = box["result"]
         self.action(
             "inject",
             trigger="injecting",
@@ -585,7 +435,7 @@ class Engine:
             self._enter_restoring(writer, trigger)
             report = restoring.restore_suspensions(
                 self.journal,
-                [c.record for c in self.flags.claimed],
+                list(self.suspensions.claimed),
                 clock=self.clock,
                 actor="drill",
                 trigger=trigger,
@@ -594,7 +444,7 @@ class Engine:
                 target_for=self._target_for,
             )
             problems.extend(report.journal_errors)
-            if self.flags.claimed:
+            if self.suspensions:
                 writer.append(
                     records.timeline(
                         self.run_id,
@@ -660,7 +510,7 @@ class Engine:
         )
 
     def _rollback(self, session: Session, writer: restoring.TolerantJournal) -> None:
-        method = self.flags.method_thread
+        method = self.flags.method
         if method is not None:
             method.join(self.timing.method_grace_s)
         started = self.clock.now()
@@ -726,9 +576,8 @@ def _show(event: records.Event) -> Callable[[Observer], None]:
     return lambda o: o.on_event(event)
 
 
-class _ClaimRefusedError(errors.DrillError):
-    """The first claim of a run was refused by another run's marker: nothing was changed."""
-
-
 def _reason(exc: BaseException, default: str) -> str:
     return redaction.clean(str(exc)) or default
+
+
+__all__ = ["Engine", "ExitCode", "Observer", "RunResult", "Session", "SessionFactory", "new_run_id"]

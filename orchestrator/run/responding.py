@@ -21,7 +21,7 @@ from orchestrator import errors, records
 from orchestrator.adapters import chaostoolkit
 from orchestrator.clock import Clock
 from orchestrator.definitions import models
-from orchestrator.run import autorespond
+from orchestrator.run import autorespond, interrupting
 
 TL = records.TimelineKind
 C = records.Command
@@ -173,27 +173,8 @@ def _give_hint(ctx: Context, seen: Result, index: int, *, actor: str, trigger: s
 
 
 def _interruptible(ctx: Context, probe: Callable[[], T]) -> T | None:
-    """Run a probe in a worker and wait for it or for an abort, whichever comes first (None: aborted).
-
-    A slow probe (an HTTP timeout, a thousand activities) must not hold an abort back: the run
-    restores at once and the probe's late answer is dropped.
-    """
-    box: list[T] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            box.append(probe())
-        except BaseException as exc:  # handed back to the loop
-            failure.append(exc)
-
-    worker = threading.Thread(target=work, name="drill-probe", daemon=True)
-    worker.start()
-    while worker.is_alive() and not ctx.stop.is_set():
-        worker.join(0.05)
-    if failure:
-        raise failure[0]
-    return box[0] if box else None
+    """A probe the loop walks away from on abort (None): a slow probe must not hold an abort back."""
+    return interrupting.until_done_or_stopped(probe, stop=ctx.stop, poll_s=0.05, name="drill-probe")[1]
 
 
 def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
