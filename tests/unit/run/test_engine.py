@@ -375,3 +375,25 @@ def test_a_run_taken_over_writes_nothing_more(tmp_path: Path, journal: journal_b
     assert len(journal.events(run.run_id)) == before, "the stale engine wrote after the take-over"
     # It left the restore to the new owner: the policies are still claimed by the run, as the journal says.
     assert all(not p.value for p in target.policies.values())
+
+
+def test_max_duration_times_out_with_a_timed_hint_on_the_clock(fast_dir: Path) -> None:
+    """Nobody responds: the timed hint comes at t0 + 60 s and the run times out at max duration, by the clock."""
+    journal = store.open_journal(fast_dir / "journal.db")
+    target = three_policies()
+    run = make_engine(
+        fast_dir,
+        journal,
+        target,
+        auto=[],
+        hints=[{"text": "is the service up?", "after": "1m"}],
+        guardrails={"maxDuration": "2m"},
+    )
+    result = run.run()
+    assert result.exit_code == engine.ExitCode.NOT_MET and result.outcome is records.Outcome.TIMED_OUT
+    assert all_restored(target)
+    timeline = {e.name: e.at for e in journal.events(run.run_id, kinds=[records.EventKind.TIMELINE])}
+    fault = timeline["fault-active"]
+    assert 60.0 <= timeline["hint"] - fault < 60.5
+    assert timeline["timed-out"] - run.started_at == pytest.approx(120.0, abs=0.5)
+    journal.close()
