@@ -25,38 +25,49 @@ import copy
 import importlib
 import json
 import logging
-import sys
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from chaoslib import caching, convert_vars, merge_vars
 from chaoslib import control as chaos_control
 from chaoslib import exceptions as chaos_exceptions
 from chaoslib import settings as chaos_settings
 from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
-from chaoslib.run import RunEventHandler, Runner
+from chaoslib.loader import load_experiment
+from chaoslib.run import Runner
 from chaoslib.types import Dry, Schedule, Strategy
 
 from orchestrator import errors, redaction
+from orchestrator.adapters.ctkrun_control import (
+    CONTROL_NAME,
+    DRIVERS,
+    Driver,
+    Events,
+    Interrupt,
+    NoPhases,
+    Phases,
+    control_entry,
+)
 
 __all__ = [
+    "CONTROL_NAME",
     "CtkOutcome",
     "Interrupt",
     "NoPhases",
     "PhaseError",
     "Phases",
     "journal_json",
+    "load_experiment_file",
     "load_settings_file",
     "parse_vars",
     "run_experiment_with_phases",
 ]
 
 _LOGGER_NAME = "chaostoolkit"
-CONTROL_NAME = "orchestrator.adapters.ctkrun:drill-phases"
 HYPOTHESIS_STRATEGIES = (
     "default",
     "before-method-only",
@@ -66,48 +77,6 @@ HYPOTHESIS_STRATEGIES = (
     "skip",
 )
 ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
-
-
-class Interrupt(Exception):  # noqa: N818 (a request, not a failure)
-    """Raised by a phase to stop the experiment (chaoslib's ``InterruptExecution``)."""
-
-
-class Phases(Protocol):
-    """What drill does around and between chaoslib's steps.
-
-    - ``before_method()``: after the steady-state hypothesis before the method held (and after every other
-      control's before-method hook), right before the first method activity. Raising :class:`Interrupt`
-      stops the run here: no method activity runs; status ``interrupted``.
-    - ``after_method(runs)``: the method finished (background activities included, failed activities
-      recorded, as chaoslib does) and no interruption is in flight; before the hypothesis after the method
-      and before the rollbacks. ``runs`` is the method's part of the journal. Raising :class:`Interrupt`
-      interrupts the run there (chaoslib: no hypothesis after; ``default`` rollbacks are not played).
-    - ``on_interrupt()``: chaoslib stopped the run for another reason (an ``InterruptExecution`` from a
-      control or activity, a signal, an unexpected error in the method), at most once; if it happens
-      during the method, it replaces ``after_method``.
-
-    Any other exception from a phase stops the run as an interruption and is raised again, as the cause
-    of a :class:`PhaseError`, once chaoslib has finished (cleanup, after-experiment controls).
-    """
-
-    def before_method(self) -> None: ...
-
-    def after_method(self, method_journal: list[dict[str, Any]]) -> None: ...
-
-    def on_interrupt(self) -> None: ...
-
-
-class NoPhases:
-    """Phases that do nothing: the run is then exactly ``chaos run``."""
-
-    def before_method(self) -> None:
-        return None
-
-    def after_method(self, method_journal: list[dict[str, Any]]) -> None:
-        return None
-
-    def on_interrupt(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -135,85 +104,23 @@ class PhaseError(errors.ExperimentError):
         self.outcome = outcome
 
 
-class _Driver:
-    """One run's phases, called by the control hooks below."""
-
-    def __init__(self, phases: Phases) -> None:
-        self.phases = phases
-        self.baseline = sys.exc_info()[1]  # an exception the caller is handling is not an interruption
-        self.calls: list[str] = []
-        self.before_done = False
-        self.interrupt_notified = False
-        self.by_phase = False
-        self.error: BaseException | None = None
-
-    def _call(self, name: str, func: Any, *args: Any) -> None:
-        self.calls.append(name)
-        try:
-            func(*args)
-        except Interrupt as exc:
-            self.by_phase = True
-            raise chaos_exceptions.InterruptExecution(f"drill stopped the experiment at {name}: {exc}") from exc
-        except (KeyboardInterrupt, SystemExit):
-            self.by_phase = True  # chaoslib handles these itself: an interruption
-            raise
-        except Exception as exc:  # chaoslib swallows a control's errors: keep it, stop the run
-            self.by_phase = True
-            if self.error is None:
-                self.error = exc
-            raise chaos_exceptions.InterruptExecution(f"drill's {name} failed: {exc}") from exc
-
-    def before_method(self) -> None:
-        self._call("before_method", self.phases.before_method)
-        self.before_done = True
-
-    def after_method(self, runs: Any) -> None:
-        if not self.before_done:
-            return  # a before-method hook interrupted: the method never ran
-        unwinding = sys.exc_info()[1]  # chaoslib is unwinding the method: an interrupt, a signal, an error
-        if unwinding is not None and unwinding is not self.baseline:
-            self.interrupted()
-            return
-        self._call("after_method", self.phases.after_method, list(runs or []))
-
-    def interrupted(self) -> None:
-        if self.interrupt_notified or self.by_phase:
-            return
-        self.interrupt_notified = True
-        self.calls.append("on_interrupt")
-        try:
-            self.phases.on_interrupt()
-        except BaseException as exc:  # called from chaoslib's handlers, which swallow errors
-            if self.error is None:
-                self.error = exc
-
-
-_DRIVERS: dict[str, _Driver] = {}
 _RUN_LOCK = threading.Lock()
 
 
-# The control hooks chaoslib calls (``provider.module`` is this module; ``token`` picks the run).
-def before_method_control(context: Any, token: str = "") -> None:
-    driver = _DRIVERS.get(token)
-    if driver is not None:
-        driver.before_method()
-
-
-def after_method_control(context: Any, state: Any = None, token: str = "") -> None:
-    driver = _DRIVERS.get(token)
-    if driver is not None:
-        driver.after_method(state)
-
-
-class _Events(RunEventHandler):  # type: ignore[misc]  # chaoslib is untyped
-    def __init__(self, driver: _Driver) -> None:
-        self._driver = driver
-
-    def interrupted(self, experiment: Any, journal: Any) -> None:
-        self._driver.interrupted()
-
-    def signal_exit(self) -> None:
-        self._driver.interrupted()
+def load_experiment_file(source: str | Path, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An experiment from a file or URL, as ``chaos run SOURCE`` loads it (loader controls included)."""
+    loaded_settings = copy.deepcopy(dict(settings or {}))
+    with _RUN_LOCK:  # chaos run loads the global controls first, so that loader controls apply
+        try:
+            chaos_control.load_global_controls(loaded_settings)
+            experiment = load_experiment(str(source), loaded_settings)
+        except (chaos_exceptions.ChaosException, ValueError, OSError, TypeError) as exc:
+            raise errors.ExperimentError(f"cannot load experiment {source}: {exc}") from exc
+        finally:
+            chaos_control.reset_global_controls()
+    if not isinstance(experiment, dict):
+        raise errors.ExperimentError(f"{source} does not hold an experiment (a mapping)")
+    return experiment
 
 
 def parse_vars(values: Sequence[str]) -> dict[str, Any]:
@@ -355,13 +262,10 @@ def _run_locked(
     install_signal_handlers: bool,
 ) -> CtkOutcome:
     handler = _attach_log(log_path)
-    driver = _Driver(phases)
+    driver = Driver(phases)
     token = uuid.uuid4().hex
-    _DRIVERS[token] = driver
-    own_control = {
-        "name": CONTROL_NAME,
-        "provider": {"type": "python", "module": __name__, "arguments": {"token": token}},
-    }
+    DRIVERS[token] = driver
+    own_control = control_entry(token)
     had_controls = "controls" in experiment
     original_controls = experiment.get("controls")
     try:
@@ -375,7 +279,7 @@ def _run_locked(
             experiment["controls"] = [*original_controls, own_control]
         else:
             chaos_control.set_global_controls([*chaos_control.get_global_controls(), own_control])
-        events = _Events(driver)
+        events = Events(driver)
         try:
             if install_signal_handlers:  # exactly chaos run's call
                 journal = run_experiment(
@@ -403,7 +307,7 @@ def _run_locked(
             ) from exc
     finally:
         chaos_control.reset_global_controls()
-        _DRIVERS.pop(token, None)
+        DRIVERS.pop(token, None)
         if handler is not None:
             logging.getLogger(_LOGGER_NAME).removeHandler(handler)
             handler.close()
@@ -438,7 +342,7 @@ def _run_without_signals(
     experiment_vars: Any,
     strategy: Strategy,
     schedule: Schedule,
-    events: _Events,
+    events: Events,
 ) -> dict[str, Any]:
     """``chaoslib.experiment.run_experiment`` (its ``with_cache`` and ``Runner.run``) minus ``exit_signals``.
 

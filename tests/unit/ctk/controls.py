@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _log(line: str) -> None:
     with Path(os.environ["CTK_TEST_LOG"]).open("a", encoding="utf-8") as f:
         f.write(line + "\n")

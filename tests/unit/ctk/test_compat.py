@@ -20,8 +20,16 @@ from tests.unit.ctk.harness import chaos_run, drill_run, experiment, stamped
 HAS_JSONPATH = importlib.util.find_spec("jsonpath2") is not None
 
 
-def agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, *, args: tuple[str, ...] = (),
-          settings: dict[str, Any] | None = None, ordered: bool = True, **kwargs: Any) -> dict[str, Any]:
+def agree(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    *,
+    args: tuple[str, ...] = (),
+    settings: dict[str, Any] | None = None,
+    ordered: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
     chaos = chaos_run(tmp_path, name, args=args, settings=settings)
     assert chaos.side is not None, chaos.stderr
     outcome, drill = drill_run(tmp_path, monkeypatch, name, settings=settings, **kwargs)
