@@ -196,6 +196,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("action", choices=["start", "stop", "status", "restart"])
     p.add_argument("--port", type=int, default=0, help="service port for start (default: a free one, then kept)")
+    p = _add(
+        sub,
+        "report",
+        "orchestrator.cli.reporting:list_runs",
+        "The archive of finished runs: list, show, rebuild the index, verify checksums, build a demo archive.",
+        "  drill report list --limit 10\n  drill report show RUN\n  drill report rebuild --catalog drills/catalog\n"
+        "  drill report verify\n  drill report demo --out /tmp/drill-demo",
+    )
+    actions = p.add_subparsers(dest="report_cmd", metavar="ACTION", required=True)
+    a = actions.add_parser("list", help="archived runs, newest first (from the index)")
+    a.set_defaults(target="orchestrator.cli.reporting:list_runs")
+    a.add_argument("--limit", type=int, default=20)
+    a.add_argument("--failure-mode", dest="failure_mode", metavar="SERVICE/ID")
+    a.add_argument("--person", metavar="NAME")
+    a.add_argument("--json", action="store_true")
+    a = actions.add_parser("show", help="one archived run")
+    a.set_defaults(target="orchestrator.cli.reporting:show")
+    a.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    a.add_argument("--json", action="store_true")
+    a = actions.add_parser("rebuild", help="rebuild the index from the archive's files (and the catalog)")
+    a.set_defaults(target="orchestrator.cli.reporting:rebuild")
+    a.add_argument("--catalog", metavar="DIR", help="catalog folder; default drills/catalog when it exists")
+    a = actions.add_parser("verify", help="check every archived file against its manifest (exit 1 on a mismatch)")
+    a.set_defaults(target="orchestrator.cli.reporting:verify")
+    a = actions.add_parser("demo", help="build a synthetic year of drills, indexed, and print where it is")
+    a.set_defaults(target="orchestrator.cli.reporting:demo")
+    a.add_argument("--out", default="reports/demo")
+    a.add_argument("--seed", type=int, default=7)
+    a.add_argument("--runs", type=int, default=400)
+    a.add_argument("--people", type=int, default=24)
+    a.add_argument("--failure-modes", dest="failure_modes", type=int, default=20)
     return parser
 
 

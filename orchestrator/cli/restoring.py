@@ -78,6 +78,8 @@ def restore_run(
             problems.append(finished.report_problem)
         for problem in problems:
             print(f"drill: {problem}", file=sys.stderr)
+        if finished.index_problem is not None:
+            print(f"drill: note: {finished.index_problem}", file=sys.stderr)
         if finished.report_dir is not None:
             print(f"report: {finished.report_dir / 'report.md'}")
     if not report.restored and not report.failed and not report.not_claimed:

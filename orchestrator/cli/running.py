@@ -82,9 +82,12 @@ def _verdict(result: results.RunResult) -> None:
     elif result.abort_reason:
         line = f"drill: run {result.run_id} aborted ({result.abort_reason}); automation restored."
     else:
-        return
-    with contextlib.suppress(OSError):
-        print(line, file=sys.stderr, flush=True)
+        line = ""
+    if result.index_problem is not None:
+        line = (line + "\n" if line else "") + f"drill: note: {result.index_problem}"
+    if line:
+        with contextlib.suppress(OSError):
+            print(line, file=sys.stderr, flush=True)
 
 
 def _summary(result: results.RunResult) -> None:

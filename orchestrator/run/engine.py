@@ -474,7 +474,7 @@ class Engine:
         self._replay_to_observer()
         report_dir = str(finished.report_dir) if finished.report_dir else None
         result = self._result(finished.outcome, report_dir, report, problems)
-        return dataclasses.replace(result, report_problem=finished.report_problem)
+        return dataclasses.replace(result, report_problem=finished.report_problem, index_problem=finished.index_problem)
 
     def _replay_to_observer(self) -> None:
         """Show the observer what the restore path journaled, now that every policy is back.

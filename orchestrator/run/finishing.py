@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator import outcomes, records, redaction
+from orchestrator.archive import indexing, storing
 from orchestrator.clock import Clock
 from orchestrator.journal import base as journal_base
-from orchestrator.reporting import reports
 from orchestrator.restore import restoring
 
 S = records.RunState
@@ -29,6 +29,8 @@ class Finished:
     """Journal writes that failed; the automation is restored regardless."""
     report_problem: str | None = None
     """Why the report could not be written (an unwritable archive), if it could not."""
+    index_problem: str | None = None
+    """Why the archive's index was not updated; the run is archived, ``drill report rebuild`` mends it."""
 
 
 def finish_run(
@@ -50,7 +52,7 @@ def finish_run(
     except Exception as exc:  # the journal is gone: nothing to report from
         done.problems.append(f"cannot read the run back from the journal: {redaction.redact(str(exc))}")
         return done
-    folder = reports.folder_for(archive, run_id)
+    folder = archive / run_id
     outcome = done.outcome
     if run.state is not S.REPORTING:
         writer.attempt(
@@ -67,7 +69,7 @@ def finish_run(
         lambda: journal.set_state(run_id, S.DONE, actor=actor, trigger=outcome.value, at=clock.now(), token=token),
     )
     try:
-        done.report_dir = reports.write_run_report(journal, run_id, archive, now=clock.now())
+        done.report_dir = storing.archive_run(journal, run_id, archive, now=clock.now())
     except Exception as exc:  # an unwritable archive must not leave the run unfinished
         detail = redaction.redact(str(exc)) or type(exc).__name__
         done.report_problem = f"report not written to {folder}: {detail}"
@@ -78,7 +80,7 @@ def finish_run(
                 "report",
                 actor=actor,
                 trigger=trigger,
-                expected=f"report written to {folder}",
+                expected=f"run archived in {folder}",
                 actual=f"FAILED: {detail}",
                 ok=False,
             )
@@ -88,4 +90,20 @@ def finish_run(
             lambda: journal.finish(run_id, outcome=outcome, report_dir=None, at=clock.now(), token=token),
         )
     writer.attempt("free the target", lambda: journal.unlock_target(run.target_key, run_id=run_id))
+    if done.report_dir is not None:
+        done.index_problem = _index(archive, done.report_dir)
     return done
+
+
+def _index(archive: Path, folder: Path) -> str | None:
+    """Add the archived run to the archive's index; the index is rebuilt from the files at will."""
+    try:
+        index = indexing.open_index(archive)
+        try:
+            indexing.index_run(index, folder)
+        finally:
+            index.close()
+    except Exception as exc:
+        detail = redaction.redact(str(exc)) or type(exc).__name__
+        return f"the archive index was not updated ({detail}); `drill report rebuild` rebuilds it from the files"
+    return None

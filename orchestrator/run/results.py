@@ -33,6 +33,7 @@ class RunResult:
     restored: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     report_problem: str | None = None
+    index_problem: str | None = None
 
     @property
     def exit_code(self) -> int:
