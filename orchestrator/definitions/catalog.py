@@ -235,16 +235,16 @@ def _model_at(root: type[pydantic.BaseModel], loc: Loc) -> type[pydantic.BaseMod
     return current if isinstance(current, type) and issubclass(current, pydantic.BaseModel) else None
 
 
-def _explain(root: type[pydantic.BaseModel], error: Any) -> tuple[Loc, str]:
+def explain(root: type[pydantic.BaseModel], error: Any) -> tuple[Loc, str]:
     if error["type"] != "extra_forbidden":
-        return loading._explain(error)
+        return loading.explain(error)
     loc: Loc = tuple(error["loc"])
     parent = _model_at(root, loc[:-1])
     valid = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
     close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listing = f" Valid fields here: {', '.join(valid)}." if valid else ""
-    return loc, f"unknown field {loading._short(str(loc[-1]))!r}{hint}{listing}"
+    return loc, f"unknown field {loading.short(str(loc[-1]))!r}{hint}{listing}"
 
 
 def _validation_errors(
@@ -253,13 +253,13 @@ def _validation_errors(
     found: list[errors.DefinitionError] = []
     problems = exc.errors()
     for error in problems[: limits.LIMITS.max_errors]:
-        loc, message = _explain(root, error)
+        loc, message = explain(root, error)
         loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         found.append(
             errors.DefinitionError(
                 file=file,
-                line=loading._line_for(lines, loc),
-                field=loading._dotted(loc),
+                line=loading.line_for(lines, loc),
+                field=loading.dotted(loc),
                 message=redaction.redact(message),
             )
         )
@@ -282,7 +282,7 @@ def parse_file(path: Path) -> tuple[CatalogFile | RosterFile | None, dict[Loc, i
     except reading.InputRefused as exc:
         return None, {}, _one(file, f"({exc.kind})", exc.message, exc.line)
     except yaml.YAMLError as exc:
-        problem, line = loading._yaml_problem(exc)
+        problem, line = loading.yaml_problem(exc)
         return None, {}, _one(file, "(yaml)", f"not valid YAML: {problem}; check indentation and quoting", line)
     if not isinstance(data, dict) or node is None:
         return (
@@ -290,15 +290,15 @@ def parse_file(path: Path) -> tuple[CatalogFile | RosterFile | None, dict[Loc, i
             {},
             _one(file, "(document)", "a catalog file is a mapping with apiVersion, kind, metadata, spec", 1),
         )
-    lines = loading._line_map(node)
+    lines = loading.line_map(node)
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in _KINDS:
-        message = f"expected one of {', '.join(_KINDS)}, got {loading._describe(kind)}"
-        return None, lines, _one(file, "kind", message, loading._line_for(lines, ("kind",)))
+        message = f"expected one of {', '.join(_KINDS)}, got {loading.describe(kind)}"
+        return None, lines, _one(file, "kind", message, loading.line_for(lines, ("kind",)))
     if data.get("apiVersion") != models.API_VERSION:
-        message = f"expected {models.API_VERSION!r}, got {loading._describe(data.get('apiVersion'))}"
-        return None, lines, _one(file, "apiVersion", message, loading._line_for(lines, ("apiVersion",)))
-    kind_line = loading._line_for(lines, ("kind",))
+        message = f"expected {models.API_VERSION!r}, got {loading.describe(data.get('apiVersion'))}"
+        return None, lines, _one(file, "apiVersion", message, loading.line_for(lines, ("apiVersion",)))
+    kind_line = loading.line_for(lines, ("kind",))
     if kind == "Roster" and path.name != ROSTER_FILE:
         return None, lines, _one(file, "kind", f"the roster lives in {ROSTER_FILE}; rename this file", kind_line)
     if kind != "Roster" and path.name == ROSTER_FILE:
@@ -341,7 +341,7 @@ def load_catalog(folder: Path | str) -> Catalog:
                 if mode.key in modes:
                     loc: Loc = ("spec", "failureModes", index, "id")
                     message = f"{mode.key} is already in {sources[mode.key]}; list each failure once"
-                    problems.extend(_one(str(path), loading._dotted(loc), message, loading._line_for(lines, loc)))
+                    problems.extend(_one(str(path), loading.dotted(loc), message, loading.line_for(lines, loc)))
                     continue
                 modes[mode.key] = mode
                 sources[mode.key] = str(path)

@@ -32,36 +32,36 @@ class LoadedDrill:
     raw: dict[str, Any]
 
 
-def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+def line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
     out = {} if out is None else out
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             child = (*path, str(key.value) if isinstance(key, yaml.ScalarNode) else "?")
             out[child] = key.start_mark.line + 1
-            _line_map(value, child, out)
+            line_map(value, child, out)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _line_map(item, (*path, index), out)
+            line_map(item, (*path, index), out)
     return out
 
 
-def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
+def line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
     return None
 
 
-def _short(text: str, limit: int = 40) -> str:
+def short(text: str, limit: int = 40) -> str:
     """A key as long as a book would flood the terminal: keep its start and say how long it was."""
     return text if len(text) <= limit else f"{text[:limit]}...({len(text):,} characters)"
 
 
-def _dotted(loc: Loc) -> str:
+def dotted(loc: Loc) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{_short(part)}" if text else _short(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{short(part)}" if text else short(part))
     return text or "(document)"
 
 
@@ -72,7 +72,7 @@ def _parse_dotted(text: str) -> Loc:
     return tuple(loc)
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
     if isinstance(value, str | int | float | bool) or value is None:
         text = repr(value)
         return redaction.redact(text) if len(text) <= 60 else f"a {type(value).__name__} of {len(text)} characters"
@@ -102,7 +102,7 @@ def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _explain(error: Any) -> tuple[Loc, str]:
+def explain(error: Any) -> tuple[Loc, str]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -119,7 +119,7 @@ def _explain(error: Any) -> tuple[Loc, str]:
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = f" Valid fields here: {', '.join(valid)}." if valid else ""
-        return loc, f"unknown field {_short(str(loc[-1]))!r}{hint}{listing}"
+        return loc, f"unknown field {short(str(loc[-1]))!r}{hint}{listing}"
     if kind == "string_too_long":
         limit = error.get("ctx", {}).get("max_length")
         got = len(error["input"]) if isinstance(error.get("input"), str) else "more"
@@ -129,19 +129,19 @@ def _explain(error: Any) -> tuple[Loc, str]:
         got = ctx.get("actual_length")
         count = f"{got:,} items" if isinstance(got, int) else "too many items"
         return loc, f"{count}, at most {ctx.get('max_length'):,}; keep the ones the drill needs or split the drill"
-    return loc, f"{message} (got {_describe(error.get('input'))})"
+    return loc, f"{message} (got {describe(error.get('input'))})"
 
 
 def _definition_errors(file: str, exc: pydantic.ValidationError, lines: dict[Loc, int]) -> errors.DefinitionErrors:
     found: list[errors.DefinitionError] = []
     problems = exc.errors()
     for error in problems[: limits.LIMITS.max_errors]:
-        loc, message = _explain(error)
+        loc, message = explain(error)
         # Validator wrappers can add internal tags such as 'function-after[...]' to the loc; drop those.
         loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
         found.append(
             errors.DefinitionError(
-                file=file, line=_line_for(lines, loc), field=_dotted(loc), message=redaction.redact(message)
+                file=file, line=line_for(lines, loc), field=dotted(loc), message=redaction.redact(message)
             )
         )
     if len(problems) > len(found):
@@ -172,7 +172,7 @@ def _experiment_bounds() -> reading.Bounds:
     )
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
+def yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     return problem, (mark.line + 1 if mark is not None else None)
@@ -187,19 +187,19 @@ def parse_drill(path: Path) -> tuple[models.Drill, dict[str, Any], dict[Loc, int
     except reading.InputRefused as exc:
         raise _single(file, f"({exc.kind})", exc.message, exc.line) from None
     except yaml.YAMLError as exc:
-        problem, line = _yaml_problem(exc)
+        problem, line = yaml_problem(exc)
         raise _single(file, "(yaml)", f"not valid YAML: {problem}; check indentation and quoting", line) from None
     if not isinstance(data, dict) or node is None:
         raise _single(
             file, "(document)", "a drill file is a mapping with apiVersion, kind: Drill, metadata and spec", 1
         )
-    lines = _line_map(node)
+    lines = line_map(node)
     if data.get("kind") != "Drill":
-        message = f"expected 'Drill', got {_describe(data.get('kind'))}"
-        raise _single(file, "kind", message, _line_for(lines, ("kind",)))
+        message = f"expected 'Drill', got {describe(data.get('kind'))}"
+        raise _single(file, "kind", message, line_for(lines, ("kind",)))
     if data.get("apiVersion") != models.API_VERSION:
-        message = f"expected {models.API_VERSION!r}, got {_describe(data.get('apiVersion'))}"
-        raise _single(file, "apiVersion", message, _line_for(lines, ("apiVersion",)))
+        message = f"expected {models.API_VERSION!r}, got {describe(data.get('apiVersion'))}"
+        raise _single(file, "apiVersion", message, line_for(lines, ("apiVersion",)))
     try:
         drill = models.Drill.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -249,7 +249,7 @@ def read_experiment(path: Path) -> dict[str, Any]:
         where = f"{path.name}:{exc.line}" if exc.line is not None else path.name
         raise errors.ExperimentError(f"{where}: {exc.message}") from None
     except yaml.YAMLError as exc:
-        problem, line = _yaml_problem(exc)
+        problem, line = yaml_problem(exc)
         where = f"{path.name}:{line}" if line is not None else path.name
         raise errors.ExperimentError(f"{where}: not valid YAML: {problem}; check indentation and quoting") from None
     if not isinstance(experiment, dict):
@@ -268,7 +268,7 @@ def load_drill(path: Path | str) -> LoadedDrill:
     file = str(path)
 
     def fail(loc: Loc, message: str) -> errors.DefinitionErrors:
-        return _single(file, _dotted(loc), message, _line_for(lines, loc))
+        return _single(file, dotted(loc), message, line_for(lines, loc))
 
     exp_loc: Loc = ("spec", "experiment", "path")
     try:
