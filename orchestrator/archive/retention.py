@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
 
@@ -71,7 +72,7 @@ class Definitions(_Doc):
 
 
 class Cell(_Doc):
-    """One person x one failure mode."""
+    """One person x one failure mode (``RetentionReport.cells()`` yields them; the document stores rows)."""
 
     person: str
     failure_mode: str
@@ -83,13 +84,21 @@ class Cell(_Doc):
     with_hints_runs: int
 
 
-class PersonSummary(_Doc):
+class PersonRow(_Doc):
+    """One person of the roster: one column per failure mode, in the order of ``RetentionReport.failure_modes``."""
+
     person: str
     green: int
     amber: int
     red: int
     never: int
     practised_modes: int
+    days_unaided: list[int | None]
+    days_with_hints: list[int | None]
+    days: list[int | None]
+    status: list[str]
+    unaided_runs: list[int]
+    with_hints_runs: list[int]
 
 
 class TrendPoint(_Doc):
@@ -126,15 +135,30 @@ class RetentionReport(_Doc):
     definitions: Definitions
     roster: list[str]
     failure_modes: list[FailureModeRow]
-    cells: list[Cell]
-    people: list[PersonSummary]
+    people: list[PersonRow]
     trend: list[TrendPoint]
     readiness: list[Readiness]
     not_in_roster: list[str]
     uncatalogued_failure_modes: list[str]
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
+        """Compact JSON (a large roster x catalog matrix is megabytes indented)."""
+        return self.model_dump_json() + "\n"
+
+    def cells(self) -> Iterator[Cell]:
+        """Every person x failure mode, roster order then catalog order."""
+        for row in self.people:
+            for i, mode in enumerate(self.failure_modes):
+                yield Cell(
+                    person=row.person,
+                    failure_mode=mode.key,
+                    days_unaided=row.days_unaided[i],
+                    days_with_hints=row.days_with_hints[i],
+                    days=row.days[i],
+                    status=row.status[i],
+                    unaided_runs=row.unaided_runs[i],
+                    with_hints_runs=row.with_hints_runs[i],
+                )
 
 
 def _latest(days: int | None, candidate: int) -> int:
@@ -197,32 +221,42 @@ def build(
             ratios[point].append(float(run["seconds"]) / median)
             hinted[point] += outcome == windows.WITH_HINTS
 
-    cells: list[Cell] = []
-    summaries: list[PersonSummary] = []
+    position = {m.key: i for i, m in enumerate(read.modes)}
+    practised: dict[str, list[tuple[int, list[int | None]]]] = defaultdict(list)
+    for (person, key), found in seen.items():
+        practised[person].append((position[key], found))
+    rows: list[PersonRow] = []
     current: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    width = len(read.modes)
     for person in read.roster:
-        counts = {"green": 0, "amber": 0, "red": 0, "never": 0}
-        for mode in read.modes:
-            found = seen.get((person, mode.key))
-            unaided, with_hints, n_unaided, n_hints = found if found else (None, None, 0, 0)
-            latest = min((d for d in (unaided, with_hints) if d is not None), default=None)
+        unaided_days: list[int | None] = [None] * width
+        hints_days: list[int | None] = [None] * width
+        latest_days: list[int | None] = [None] * width
+        colours = ["never"] * width
+        unaided_runs, hints_runs = [0] * width, [0] * width
+        counts = {"green": 0, "amber": 0, "red": 0, "never": width}
+        for i, (unaided, with_hints, n_unaided, n_hints) in sorted(practised.get(person, [])):
+            latest = min(d for d in (unaided, with_hints) if d is not None)
             colour = windows.status(latest)
+            unaided_days[i], hints_days[i], latest_days[i], colours[i] = unaided, with_hints, latest, colour
+            unaided_runs[i], hints_runs[i] = int(n_unaided or 0), int(n_hints or 0)
             counts[colour] += 1
-            cells.append(
-                Cell.model_construct(
-                    person=person,
-                    failure_mode=mode.key,
-                    days_unaided=unaided,
-                    days_with_hints=with_hints,
-                    days=latest,
-                    status=colour,
-                    unaided_runs=int(n_unaided or 0),
-                    with_hints_runs=int(n_hints or 0),
-                )
+            counts["never"] -= 1
+            if latest < window_days:
+                current[read.modes[i].key].append((person, unaided is not None and unaided < window_days))
+        rows.append(
+            PersonRow(
+                person=person,
+                practised_modes=width - counts["never"],
+                days_unaided=unaided_days,
+                days_with_hints=hints_days,
+                days=latest_days,
+                status=colours,
+                unaided_runs=unaided_runs,
+                with_hints_runs=hints_runs,
+                **counts,
             )
-            if latest is not None and latest < window_days:
-                current[mode.key].append((person, unaided is not None and unaided < window_days))
-        summaries.append(PersonSummary(person=person, practised_modes=len(read.modes) - counts["never"], **counts))
+        )
 
     size = len(read.roster)
     readiness = []
@@ -267,8 +301,7 @@ def build(
             )
             for m in read.modes
         ],
-        cells=cells,
-        people=summaries,
+        people=rows,
         trend=trend,
         readiness=readiness,
         not_in_roster=sorted(outsiders),

@@ -129,10 +129,15 @@ def test_retention_numbers_equal_figures_computed_from_the_files(synthetic: Synt
     expected = expected_retention(synthetic.root, as_of, 90)
     got = {
         (c.person, c.failure_mode): (c.days_unaided, c.days_with_hints, c.status, c.unaided_runs, c.with_hints_runs)
-        for c in report.cells
+        for c in report.cells()
     }
-    assert len(report.cells) == 12 * 10 == len(got)
+    assert len(list(report.cells())) == 12 * 10 == len(got)
     assert got == expected["cells"]
+    for row in report.people:
+        colours = [v[2] for (person, _), v in expected["cells"].items() if person == row.person]
+        assert (row.green, row.amber, row.red, row.never) == tuple(
+            colours.count(c) for c in ("green", "amber", "red", "never")
+        )
     assert {r.failure_mode: (r.current, r.ready) for r in report.readiness} == expected["ready"]
     trend = {(t.person, t.quarter): t.ratio for t in report.trend}
     assert trend.keys() == expected["trend"].keys()
@@ -141,9 +146,12 @@ def test_retention_numbers_equal_figures_computed_from_the_files(synthetic: Synt
     medians = {m.key: m.median_mitigate_s for m in report.failure_modes if m.median_mitigate_s is not None}
     assert medians == pytest.approx(expected["medians"], abs=1e-3)
     if as_of == AS_OFS[1]:  # every colour is there, so the comparison means something
-        assert {c.status for c in report.cells} == {"green", "amber", "red", "never"}
-        assert any(c.days_unaided is not None and c.days_with_hints is not None for c in report.cells)
-    assert json.loads(report.to_json())["schema_version"] == retention.SCHEMA_VERSION
+        assert {c.status for c in report.cells()} == {"green", "amber", "red", "never"}
+        assert any(c.days_unaided is not None and c.days_with_hints is not None for c in report.cells())
+    data = json.loads(report.to_json())
+    assert data["schema_version"] == retention.SCHEMA_VERSION and data["kind"] == "skill-retention"
+    assert data["definitions"]["trend_timing"] == "mitigate" and data["definitions"]["window_days"] == 90
+    assert retention.RetentionReport.model_validate(data) == report
 
 
 def test_the_index_catalog_gives_the_same_report_and_the_window_changes_readiness(synthetic: Synthetic) -> None:
@@ -284,7 +292,7 @@ def test_edges_exactly_90_and_180_days_hints_apart_and_people_who_never_drilled(
 ) -> None:
     index, catalog = tiny
     report = retention.build(index, catalog, as_of=T0)
-    cells = {(c.person, c.failure_mode): c for c in report.cells}
+    cells = {(c.person, c.failure_mode): c for c in report.cells()}
     alice = cells[("alice", "svc/db-lost")]
     assert (alice.days_unaided, alice.days_with_hints, alice.days, alice.status) == (90, 10, 10, "green")
     assert (alice.unaided_runs, alice.with_hints_runs) == (1, 1)
@@ -293,7 +301,7 @@ def test_edges_exactly_90_and_180_days_hints_apart_and_people_who_never_drilled(
     assert cells[("carol", "svc/db-lost")].status == "never"  # timed out and facilitating are not practice
     assert cells[("dave", "svc/db-lost")].status == "never"  # his run is after as_of
     assert all(cells[(p, "svc/unloved")].status == "never" for p in report.roster)
-    assert report.roster == ["alice", "bob", "carol", "dave"] and len(report.cells) == 8
+    assert report.roster == ["alice", "bob", "carol", "dave"] and len(list(report.cells())) == 8
     assert report.not_in_roster == ["erin"]
     assert [(p.person, p.never) for p in report.people] == [("alice", 1), ("bob", 1), ("carol", 2), ("dave", 2)]
     (ready,) = report.readiness
@@ -301,12 +309,12 @@ def test_edges_exactly_90_and_180_days_hints_apart_and_people_who_never_drilled(
     assert ready.current_people == ["alice"]
     # a day later alice's unaided practice turns 91 days old, bob's 181: red
     later = retention.build(index, catalog, as_of=T0 + timedelta(days=1))
-    cells = {(c.person, c.failure_mode): c for c in later.cells}
+    cells = {(c.person, c.failure_mode): c for c in later.cells()}
     assert cells[("bob", "svc/db-lost")].status == "red"
     assert cells[("alice", "svc/db-lost")].days_unaided == 91
     # 90 days exactly: amber, and not current (current = fewer than window_days days)
     earlier = retention.build(index, catalog, as_of=T0 - timedelta(days=10, seconds=1))
-    cells = {(c.person, c.failure_mode): c for c in earlier.cells}
+    cells = {(c.person, c.failure_mode): c for c in earlier.cells()}
     assert (cells[("alice", "svc/db-lost")].days, cells[("alice", "svc/db-lost")].status) == (79, "green")
     exact = retention.build(index, catalog, as_of=T0 - timedelta(days=90) + timedelta(days=90))
     assert exact == report
