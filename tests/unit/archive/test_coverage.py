@@ -3,6 +3,7 @@ from the runs' report.json files and the catalog YAML; tiny hand-built archives 
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import errors
 from orchestrator.archive import coverage, indexing
 from orchestrator.definitions import catalog as catalog_
 from tests.unit.archive.test_retention import (
@@ -230,3 +232,32 @@ def test_the_report_states_its_definitions_and_round_trips(tiny: tuple[indexing.
     assert {m.key for m in report.failure_modes if m.verified} == {"svc/fresh", "svc/stale"}
     assert data["as_of"] == T0.isoformat().replace("+00:00", "Z")
     assert int(data["summary"]["verified"]) == 2 and DAY == 86_400
+
+
+def test_drill_report_coverage_prints_the_document_or_a_summary(
+    synthetic: Synthetic, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.cli import crossreports
+
+    monkeypatch.delenv("DRILL_INDEX_URL", raising=False)
+    monkeypatch.chdir(synthetic.root)  # no ./drills/catalog here: without --catalog, the index's catalog
+    args = argparse.Namespace(
+        home=None,
+        archive=str(synthetic.root / "archive"),
+        catalog=None,
+        json=True,
+        as_of="2026-01-10T12:00:00Z",
+        window_days=None,
+    )
+    assert crossreports.coverage(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    report = coverage.build(synthetic.index, synthetic.catalog, as_of=AS_OFS[1])
+    assert printed == json.loads(report.to_json())
+    args.json = False
+    assert crossreports.coverage(args) == 0
+    out = capsys.readouterr().out
+    assert f"verified {report.summary.verified}/10" in out
+    assert all(m.key in out for m in report.failure_modes)
+    args.window_days = 0
+    with pytest.raises(errors.ReportError, match="--window-days"):
+        crossreports.coverage(args)

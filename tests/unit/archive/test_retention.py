@@ -3,6 +3,7 @@ the runs' report.json files and the catalog and roster YAML; tiny hand-built arc
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from collections import defaultdict
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator import errors
 from orchestrator.archive import generating, indexing, retention, storing
 from orchestrator.definitions import catalog as catalog_
 
@@ -347,3 +349,33 @@ def test_readiness_needs_two_people_and_80_percent_of_the_roster(tmp_path: Path)
         assert report.failure_modes[0].median_mitigate_s == 250.0
     finally:
         index.close()
+
+
+def test_drill_report_retention_prints_the_document_or_a_summary(
+    synthetic: Synthetic, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.cli import crossreports
+
+    monkeypatch.delenv("DRILL_INDEX_URL", raising=False)
+    monkeypatch.chdir(synthetic.root)  # no ./drills/catalog here: without --catalog, the index's catalog
+    args = argparse.Namespace(
+        home=None,
+        archive=str(synthetic.root / "archive"),
+        catalog=str(synthetic.root / "catalog"),
+        json=True,
+        as_of="2026-01-10",
+        window_days=120,
+    )
+    assert crossreports.retention(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    as_of = datetime(2026, 1, 11, tzinfo=UTC) - timedelta(microseconds=1)  # the whole of that day
+    report = retention.build(synthetic.index, synthetic.catalog, as_of=as_of, window_days=120)
+    assert printed == json.loads(report.to_json())
+    args.json, args.catalog = False, None  # the index's catalog
+    assert crossreports.retention(args) == 0
+    out = capsys.readouterr().out
+    assert "skill retention as of 2026-01-10T23:59:59.999999Z" in out and "readiness" in out
+    assert all(person in out for person in report.roster)
+    args.as_of = "last tuesday"
+    with pytest.raises(errors.ReportError, match="--as-of"):
+        crossreports.retention(args)
