@@ -220,6 +220,25 @@ def _when(value: object) -> float | None:
         return None
 
 
+def _precise(name: str, last: float, count: int) -> float:
+    """The moment of a single event to the nanosecond when its name carries it.
+
+    Events recorded by client-go's legacy recorder are named ``<object>.<UnixNano in hex>``; the
+    timestamps themselves have one-second precision, too coarse to order a controller's creations
+    within one second. Used only when the name's moment agrees with the event's time (within 2 s).
+    """
+    if count != 1:
+        return last
+    _, dot, suffix = name.rpartition(".")
+    try:
+        nanos = int(suffix, 16) if dot else None
+    except ValueError:
+        return last
+    if nanos is None or abs(nanos / 1e9 - last) > 2.0:
+        return last
+    return nanos / 1e9
+
+
 def _raw_events(reader: _Reader, api: Any, what: str) -> list[dict[str, Any]]:
     """Events as the API sent them (JSON): the typed client model refuses the legacy events whose
     ``eventTime`` is null, which is most of them."""
@@ -267,7 +286,8 @@ def _events(reader: _Reader) -> list[_Event]:
             or 0.0
         )
         first = _when(ev.get("deprecatedFirstTimestamp")) or _when(ev.get("eventTime")) or last
-        count = series.get("count") or ev.get("deprecatedCount") or 1
+        count = int(series.get("count") or ev.get("deprecatedCount") or 1)
+        last = _precise(meta.get("name") or "", last, count)
         out.append(
             _Event(
                 reg.get("namespace") or meta.get("namespace") or "",
@@ -277,7 +297,7 @@ def _events(reader: _Reader) -> list[_Event]:
                 ev.get("note") or "",
                 min(first, last),
                 last,
-                int(count),
+                count,
                 "events.k8s.io/v1",
             )
         )
@@ -294,7 +314,8 @@ def _core_event(ev: dict[str, Any]) -> _Event:
         or 0.0
     )
     first = _when(ev.get("firstTimestamp")) or _when(ev.get("eventTime")) or last
-    count = series.get("count") or ev.get("count") or 1
+    count = int(series.get("count") or ev.get("count") or 1)
+    last = _precise(meta.get("name") or "", last, count)
     return _Event(
         inv.get("namespace") or meta.get("namespace") or "",
         inv.get("kind") or "",
@@ -303,7 +324,7 @@ def _core_event(ev: dict[str, Any]) -> _Event:
         ev.get("message") or "",
         min(first, last),
         last,
-        int(count),
+        count,
         "v1 events",
     )
 

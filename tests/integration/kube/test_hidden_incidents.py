@@ -7,7 +7,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -124,3 +124,116 @@ def test_a_refused_read_is_a_target_error(kube_cluster: KubeCluster, kube_namesp
     ):
         kubeevents.observe(api, [kube_namespace])
     assert info.value.__cause__ is not None
+
+
+def _event(ns: str, name: str, *, regarding: dict[str, str], reason: str, note: str, count: int) -> dict[str, Any]:
+    """An events.k8s.io/v1 Event as a controller or operator would record it (``count`` > 1: a series)."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "reportingController": "drill-test/controller",
+        "reportingInstance": "drill-test-0",
+        "action": "Recover",
+        "reason": reason,
+        "note": note,
+        "type": "Normal",
+        "regarding": {"namespace": ns, **regarding},
+    }
+    if count > 1:
+        body["series"] = {"count": count, "lastObservedTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    return body
+
+
+def test_restarts_autoscaler_and_operator_reactions_are_attributed_to_their_service(
+    kube_api: client.ApiClient, kube_namespace: str, kube_wait: Callable[..., Any]
+) -> None:
+    apps = client.AppsV1Api(kube_api)
+    core = client.CoreV1Api(kube_api)
+    ns = kube_namespace
+    apps.create_namespaced_deployment(ns, deployment("crashy", 1))
+    (pod,) = kube_wait(lambda: (p := live_pods(core, ns, "crashy")) and len(p) == 1 and p, timeout=90, what="crashy")
+    name = pod.metadata.name
+    # what a kubelet reports after the 4th restart of a crashing container (kwok runs no containers)
+    finished = datetime.now(UTC).replace(microsecond=0)
+    status = {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "app",
+                    "image": "registry.invalid/crashy:1",
+                    "imageID": "",
+                    "ready": True,
+                    "restartCount": 4,
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "startedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "finishedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        }
+                    },
+                    "state": {"running": {"startedAt": finished.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+                }
+            ]
+        }
+    }
+    core.patch_namespaced_pod_status(name, ns, status, _content_type="application/strategic-merge-patch+json")
+    kube_wait(
+        lambda: (core.read_namespaced_pod(name, ns).status.container_statuses or [None])[0].restart_count == 4,
+        timeout=30,
+        what="restartCount 4 on the pod's status",
+    )
+    client.AutoscalingV1Api(kube_api).create_namespaced_horizontal_pod_autoscaler(
+        ns,
+        client.V1HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="crashy-hpa"),
+            spec=client.V1HorizontalPodAutoscalerSpec(
+                scale_target_ref=client.V1CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="crashy"
+                ),
+                min_replicas=1,
+                max_replicas=3,
+            ),
+        ),
+    )
+    custom = client.CustomObjectsApi(kube_api)
+    custom.create_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        ns,
+        "applications",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "shop"},
+            "spec": {
+                "project": "default",
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
+            },
+        },
+    )
+    events = client.EventsV1Api(kube_api)
+    hpa_ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "crashy-hpa"}
+    app_ref = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "name": "shop"}
+    for body in (
+        _event(ns, "rescale", regarding=hpa_ref, reason="SuccessfulRescale", note="New size: 2", count=2),
+        _event(ns, "sync", regarding=app_ref, reason="OperationStarted", note="automated sync", count=1),
+        _event(
+            ns, "noise", regarding=app_ref, reason="ResourceUpdated", note="Updated sync status", count=1
+        ),  # not a configured reason
+    ):
+        events.create_namespaced_event(ns, body, _preload_content=False)
+
+    until = time.time()
+    report = incidents.build(kubeevents.observe(kube_api, [ns]), since=until - 3600, until=until)
+    rows = {r.service: r for r in report.services}
+    crashy = rows[f"{ns}/Deployment/crashy"]
+    # 4 restarts (the latest at lastState.terminated.finishedAt, 3 spread before it) + a 2-count rescale series
+    assert crashy.by_kind == {"container_restart": 4, "autoscaler_rescale": 2}
+    assert crashy.recoveries == 6 and crashy.flagged and crashy.rank == 1
+    assert rows[f"{ns}/Application/shop"].by_kind == {"operator_reaction": 1}
+    assert not rows[f"{ns}/Application/shop"].flagged
+    assert set(rows) == {f"{ns}/Deployment/crashy", f"{ns}/Application/shop"}
