@@ -261,3 +261,27 @@ def test_drill_report_coverage_prints_the_document_or_a_summary(
     args.window_days = 0
     with pytest.raises(errors.ReportError, match="--window-days"):
         crossreports.coverage(args)
+
+
+def test_both_reports_read_the_same_on_sqlite_and_postgresql(tmp_path: Path, index_url: str) -> None:
+    """The queries are the index's: the same archive indexed in either database gives the same documents."""
+    from orchestrator.archive import retention
+
+    write_catalog(tmp_path / "catalog", [("svc/a", "critical", "operator", "op")], ["alice", "bob"])
+    archive = tmp_path / "archive"
+    add_run(archive, "h-1", mode="no-automation", failure_mode="svc/a", at=T0 - timedelta(days=20), outcome="unaided",
+            people=[("alice", "responder"), ("bob", "responder")], seconds=120.0)  # fmt: skip
+    add_run(archive, "a-1", mode="auto-recovery", failure_mode="svc/a", at=T0 - timedelta(days=5), outcome="recovered",
+            people=[("bob", "observer")], seconds=200.0)  # fmt: skip
+    catalog = catalog_.load_catalog(tmp_path / "catalog")
+    index = indexing.open_index(archive, url=index_url)
+    try:
+        indexing.rebuild_index(archive, index=index, catalog=catalog)
+        cover = coverage.build(index, None, as_of=T0)
+        skills = retention.build(index, None, as_of=T0)
+    finally:
+        index.close()
+    assert cover.summary.verified == 1 and cover.failure_modes[0].red_flags == []
+    (ready,) = skills.readiness
+    assert (ready.current, ready.ready) == (2, True)
+    assert [(t.person, t.ratio) for t in skills.trend] == [("alice", 1.0), ("bob", 1.0)]
