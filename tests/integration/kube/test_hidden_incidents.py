@@ -217,13 +217,15 @@ def test_restarts_autoscaler_and_operator_reactions_are_attributed_to_their_serv
     )
     events = client.EventsV1Api(kube_api)
     hpa_ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "crashy-hpa"}
+    pod_ref = {"apiVersion": "v1", "kind": "Pod", "name": name}
     app_ref = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "name": "shop"}
     for body in (
         _event(ns, "rescale", regarding=hpa_ref, reason="SuccessfulRescale", note="New size: 2", count=2),
         _event(ns, "sync", regarding=app_ref, reason="OperationStarted", note="automated sync", count=1),
-        _event(
-            ns, "noise", regarding=app_ref, reason="ResourceUpdated", note="Updated sync status", count=1
-        ),  # not a configured reason
+        # not a configured operator reason: ignored
+        _event(ns, "noise", regarding=app_ref, reason="ResourceUpdated", note="Updated", count=1),
+        # kubelet's back-off on the crashing container: shown as evidence, never counted again
+        _event(ns, "backoff", regarding=pod_ref, reason="BackOff", note="Back-off restarting", count=3),
     ):
         events.create_namespaced_event(ns, body, _preload_content=False)
 
@@ -237,3 +239,9 @@ def test_restarts_autoscaler_and_operator_reactions_are_attributed_to_their_serv
     assert rows[f"{ns}/Application/shop"].by_kind == {"operator_reaction": 1}
     assert not rows[f"{ns}/Application/shop"].flagged
     assert set(rows) == {f"{ns}/Deployment/crashy", f"{ns}/Application/shop"}
+    assert crashy.evidence == {"BackOff": 3}
+
+    # the whole cluster (every namespace) sees the same rows for this namespace
+    everywhere = incidents.build(kubeevents.observe(kube_api, None), since=until - 3600, until=until, top=1000)
+    mine = {r.service: r.by_kind for r in everywhere.services if r.namespace == ns}
+    assert mine == {s: r.by_kind for s, r in rows.items()}
