@@ -202,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
         "orchestrator.cli.reporting:list_runs",
         "The archive of finished runs: list, show, rebuild the index, verify checksums, build a demo archive.",
         "  drill report list --limit 10\n  drill report show RUN\n  drill report rebuild --catalog drills/catalog\n"
-        "  drill report verify\n  drill report demo --out /tmp/drill-demo",
+        "  drill report verify\n  drill report demo --out /tmp/drill-demo\n"
+        "  drill report retention --as-of 2026-03-31\n  drill report coverage --json\n"
+        "  drill report incidents --context prod --namespace shop --since 1h --threshold 3 --json",
     )
     actions = p.add_subparsers(dest="report_cmd", metavar="ACTION", required=True)
     a = actions.add_parser("list", help="archived runs, newest first (from the index)")
@@ -220,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--catalog", metavar="DIR", help="catalog folder; default drills/catalog when it exists")
     a = actions.add_parser("verify", help="check every archived file against its manifest (exit 1 on a mismatch)")
     a.set_defaults(target="orchestrator.cli.reporting:verify")
+    a = actions.add_parser("incidents", help="automated recoveries per service in a cluster (exit 1: one flagged)")
+    a.set_defaults(target="orchestrator.cli.incidents:report")
+    a.add_argument("--context", help="kubeconfig context (default: the current one)")
+    a.add_argument("--kubeconfig", metavar="PATH", help="default $KUBECONFIG or ~/.kube/config")
+    a.add_argument("--namespace", "-n", action="append", metavar="NS", help="repeatable; default: every namespace")
+    a.add_argument("--since", default="1h", help="the window, back from now (default 1h)")
+    a.add_argument("--period", default="1h", help="the threshold's period (default 1h)")
+    a.add_argument("--threshold", type=int, default=3, help="flag a service with more than this many per period (3)")
+    a.add_argument("--top", type=int, default=10, help="services listed (flagged ones always)")
+    a.add_argument("--json", action="store_true", help="print the report document as JSON")
     a = actions.add_parser("demo", help="build a synthetic year of drills, indexed, and print where it is")
     a.set_defaults(target="orchestrator.cli.reporting:demo")
     a.add_argument("--out", default="reports/demo")
@@ -227,6 +239,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--runs", type=int, default=400)
     a.add_argument("--people", type=int, default=24)
     a.add_argument("--failure-modes", dest="failure_modes", type=int, default=20)
+    for name, help_text in (
+        ("retention", "skill retention: person x failure mode, days since practice, readiness, trend"),
+        ("coverage", "auto-recovery coverage: claimed vs verified automation, red flags"),
+    ):
+        a = actions.add_parser(name, help=help_text)
+        a.set_defaults(target=f"orchestrator.cli.crossreports:{name}")
+        a.add_argument("--json", action="store_true", help="print the report document (JSON, versioned)")
+        a.add_argument(
+            "--as-of", dest="as_of", metavar="DATE", help="as of the end of DATE (UTC) or an ISO date-time; default now"
+        )
+        a.add_argument(
+            "--window-days",
+            dest="window_days",
+            type=int,
+            default=90,
+            metavar="N",
+            help="current (retention) or verified (coverage) = fewer than N days ago (default 90)",
+        )
+        a.add_argument("--catalog", metavar="DIR", help="catalog folder; default drills/catalog, else the index's")
     return parser
 
 

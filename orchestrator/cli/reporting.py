@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from orchestrator import durations, errors
@@ -134,7 +134,9 @@ def demo(args: argparse.Namespace) -> int:
     root = Path(getattr(args, "out", None) or "reports/demo")
     if root.exists() and any(root.iterdir()):
         raise errors.ReportError(f"{root} is not empty; give an empty or new folder with --out")
-    start = datetime(2025, 1, 1, tzinfo=UTC)
+    # The year up to today, so the cross-drill reports of the demo look like a team's real year.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=365)
     made = generating.generate(
         root,
         seed=getattr(args, "seed", 7),
@@ -155,4 +157,6 @@ def demo(args: argparse.Namespace) -> int:
     print(f"  index:   {made.archive / indexing.INDEX_FILE}")
     print(f"  catalog: {made.catalog}")
     print(f"browse it: drill --archive {made.archive} report list")
+    print(f"           drill --archive {made.archive} report retention --catalog {made.catalog}")
+    print(f"           drill --archive {made.archive} report coverage --catalog {made.catalog}")
     return 0
