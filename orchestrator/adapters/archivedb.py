@@ -15,18 +15,15 @@ they mean. Driver errors become ``errors.ReportError`` here, with the URL and wi
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 
 from orchestrator import errors
-from orchestrator.adapters import journaldb
+from orchestrator.adapters import sqlengines
 
 Row = dict[str, Any]
 
@@ -131,21 +128,14 @@ _CHUNK = 5_000  # rows per executemany: bounded memory in the driver, few round 
 
 def sqlite_path(url: str | Path) -> Path | None:
     """The file of a SQLite index, or None for a server URL."""
-    if isinstance(url, Path) or "://" not in url:
-        return Path(url).expanduser()
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    if not parsed.database or parsed.database == ":memory:":
-        raise errors.ReportError(f"an archive index needs a file: {journaldb.display_url(url)}")
-    return Path(parsed.database).expanduser()
+    return sqlengines.sqlite_path(url, what="an archive index", error=errors.ReportError)
 
 
 class IndexDb:
     """One archive index database."""
 
     def __init__(self, url: str | Path, *, read_only: bool = False, busy_timeout_s: float = 30.0) -> None:
-        self.url = journaldb.display_url(url)
+        self.url = sqlengines.display_url(url)
         self.read_only = read_only
         path = sqlite_path(url)
         if path is not None:
@@ -160,48 +150,19 @@ class IndexDb:
             raise
 
     def _sqlite_engine(self, path: Path, busy_timeout_s: float) -> sa.Engine:
-        read_only = self.read_only
-        if read_only and not path.is_file():
-            raise errors.ReportError(f"no archive index at {path}; build it with `drill report rebuild`")
-        if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
-
-        def connect() -> sqlite3.Connection:
-            if not read_only:
-                return sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-            uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-            return sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-
-        engine = sa.create_engine("sqlite+pysqlite://", creator=connect)
-
-        @sa_event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            if read_only:
-                cursor.execute("PRAGMA query_only=ON")
-            else:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @sa_event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            immediate = conn.get_execution_options().get("drill_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+        return sqlengines.sqlite_engine(
+            path,
+            read_only=self.read_only,
+            busy_timeout_s=busy_timeout_s,
+            what="the archive index",
+            missing=errors.ReportError(f"no archive index at {path}; build it with `drill report rebuild`"),
+            unopenable=errors.ReportError,
+        )
 
     def _postgresql_engine(self, url: str) -> sa.Engine:
-        parsed = sa.make_url(url)
-        if parsed.get_backend_name() != "postgresql":
-            raise errors.ReportError(f"unsupported index URL {self.url}: use a file path, sqlite:/// or postgresql://")
-        if parsed.drivername in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
-        if self.read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=connect_args)
+        return sqlengines.postgresql_engine(
+            url, read_only=self.read_only, what="archive index", error=errors.ReportError, max_overflow=4
+        )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -360,7 +321,4 @@ TABLES = tuple(_ORDER)
 """The index's data tables, by name (``archive_runs``, ``archive_participants``, ...)."""
 
 
-def _first_line(exc: BaseException) -> str:
-    original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_first_line = sqlengines.first_line

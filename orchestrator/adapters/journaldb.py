@@ -23,19 +23,17 @@ journal as it is, filling the missing columns with their defaults.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import urllib.parse
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as sa_postgresql
 from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from orchestrator import errors
+from orchestrator.adapters import sqlengines
 
 Row = dict[str, Any]
 
@@ -128,33 +126,11 @@ _V1_TO_V2 = [
 ]
 
 
-def display_url(url: str | Path) -> str:
-    """The URL for messages: a path as is, a database URL without its password."""
-    if isinstance(url, Path) or "://" not in url:
-        return str(url)
-    parsed = sa.make_url(url)
-    query = {k: v for k, v in parsed.query.items() if k.lower() not in ("password", "passfile")}
-    bare = sa.URL.create(
-        parsed.drivername,
-        username=parsed.username,
-        host=parsed.host,
-        port=parsed.port,
-        database=parsed.database,
-        query=query,
-    )
-    return bare.render_as_string(hide_password=False)
+display_url = sqlengines.display_url
 
 
 def _sqlite_path(url: str | Path) -> Path | None:
-    """The file of a SQLite journal, or None for a server URL."""
-    if isinstance(url, Path) or "://" not in url:
-        return Path(url).expanduser()
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    if not parsed.database or parsed.database == ":memory:":
-        raise errors.JournalError(f"a journal needs a file: {display_url(url)}")
-    return Path(parsed.database).expanduser()
+    return sqlengines.sqlite_path(url, what="a journal", error=errors.JournalError)
 
 
 class JournalDb:
@@ -180,73 +156,19 @@ class JournalDb:
     # -- engines -----------------------------------------------------------------------------------
 
     def _sqlite_engine(self, path: Path, busy_timeout_s: float) -> sa.Engine:
-        read_only = self.read_only
-        if read_only and not path.is_file():
-            raise errors.JournalUnavailableError(
+        return sqlengines.sqlite_engine(
+            path,
+            read_only=self.read_only,
+            busy_timeout_s=busy_timeout_s,
+            what="the journal",
+            missing=errors.JournalUnavailableError(
                 f"no journal at {path}: no run has been started with this DRILL_HOME or DRILL_JOURNAL_URL yet"
-            )
-        if not read_only:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise errors.JournalUnavailableError(f"cannot open the journal at {path}: {exc}") from exc
-
-        def connect() -> sqlite3.Connection:
-            if not read_only:
-                return sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-            uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return conn
-            except sqlite3.OperationalError:
-                conn.close()
-                # A WAL journal in a folder we cannot write and no -shm file to share: read it as an
-                # immutable file. Safe only when no writer is mid-way, which a -wal file would show.
-                if Path(f"{path}-wal").exists():
-                    raise
-                return sqlite3.connect(
-                    uri + "&immutable=1",
-                    uri=True,
-                    timeout=busy_timeout_s,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-
-        engine = sa.create_engine("sqlite+pysqlite://", creator=connect)
-
-        @sa_event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            if read_only:
-                cursor.execute("PRAGMA query_only=ON")
-            else:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=FULL")
-                cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @sa_event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            # The driver runs in autocommit; a write takes the file's write lock up front so two
-            # writers queue on the busy timeout instead of failing on a lock upgrade.
-            immediate = conn.get_execution_options().get("drill_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+            ),
+            unopenable=errors.JournalUnavailableError,
+        )
 
     def _postgresql_engine(self, url: str) -> sa.Engine:
-        parsed = sa.make_url(url)
-        if parsed.get_backend_name() != "postgresql":
-            raise errors.JournalError(
-                f"unsupported journal URL {self.url}: use a file path, sqlite:/// or postgresql://"
-            )
-        if parsed.drivername in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        connect_args: dict[str, Any] = {"connect_timeout": 10}
-        if self.read_only:
-            connect_args["options"] = "-c default_transaction_read_only=on"
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=8, connect_args=connect_args)
+        return sqlengines.postgresql_engine(url, read_only=self.read_only, what="journal", error=errors.JournalError)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -578,8 +500,4 @@ class JournalDb:
             return [self._row(suspensions, r) for r in conn.execute(query)]
 
 
-def _first_line(exc: BaseException) -> str:
-    """The driver's message without SQLAlchemy's SQL echo and parameters (they may hold user data)."""
-    original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_first_line = sqlengines.first_line
