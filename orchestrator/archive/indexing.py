@@ -30,8 +30,16 @@ _PERSON_TIMINGS = ("acknowledge", "diagnose", "mitigated", "resolve")
 
 
 def index_url(archive_root: Path) -> str | Path:
-    """``$DRILL_INDEX_URL`` if set, else ``<archive>/index.db``."""
-    return os.environ.get("DRILL_INDEX_URL") or archive_root / INDEX_FILE
+    """Where the index lives: ``$DRILL_INDEX_URL``; else the journal's own database when the team
+    shares one (``$DRILL_JOURNAL_URL`` on a server: the ``archive_*`` tables sit beside the journal's);
+    else ``<archive>/index.db``, so a copied archive carries its index."""
+    explicit = os.environ.get("DRILL_INDEX_URL")
+    if explicit:
+        return explicit
+    journal = os.environ.get("DRILL_JOURNAL_URL", "")
+    if "://" in journal and not journal.startswith("sqlite"):
+        return journal
+    return archive_root / INDEX_FILE
 
 
 def open_index(archive_root: Path, *, url: str | Path | None = None, read_only: bool = False) -> Index:
