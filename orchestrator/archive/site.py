@@ -160,7 +160,7 @@ def render_run(report: model.RunReport) -> str:
     )
 
 
-def _read_run(folder: Path) -> tuple[model.RunReport, bytes]:
+def read_run(folder: Path) -> tuple[model.RunReport, bytes]:
     """The run's report and its bytes, checked against the manifest (one read of the file)."""
     manifest = storing.read_manifest(folder)
     entry = manifest.files.get("report.json")
@@ -283,7 +283,7 @@ def build_site(
             summary.skipped.append(f"{folder.name}: not archived (no {storing.MANIFEST})")
             continue
         try:
-            report, raw = _read_run(folder)
+            report, raw = read_run(folder)
         except errors.ReportError as exc:
             summary.skipped.append(str(exc))
             continue

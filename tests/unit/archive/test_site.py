@@ -233,3 +233,30 @@ def test_the_timeline_chart_shows_a_censored_timing_as_longer_than_its_bound() -
     assert "61.5 s" in chart
     assert "&lt;b&gt;ann&lt;/b&gt;" in chart
     assert "<b>" not in chart
+
+
+def test_the_command_builds_the_site_and_says_where(
+    built: tuple[generating.Generated, Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from orchestrator.cli import site as site_cli
+
+    made, out, _ = built
+    monkeypatch.delenv("DRILL_INDEX_URL", raising=False)
+    args = argparse.Namespace(
+        home=str(tmp_path / "home"),
+        archive=str(made.archive),
+        out=str(tmp_path / "cli-site"),
+        catalog=str(made.catalog),
+        as_of="2026-01-15T00:00:00Z",
+        window_days=None,
+    )
+    assert site_cli.build(args) == 0
+    printed = capsys.readouterr().out
+    assert f"site of {made.runs + 1} runs and retention, coverage" in printed
+    assert str((tmp_path / "cli-site" / "index.html").resolve()) in printed
+    assert (tmp_path / "cli-site" / "coverage.json").read_text() == (out / "coverage.json").read_text()
