@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash tests/install-deps.sh   # Debian's PostgreSQL for the shared-journal tests, when missing
+bash tests/install-deps.sh   # Debian's PostgreSQL and Chromium for the tests, when missing
+export DRILL_TEST_ARTIFACTS="${DRILL_TEST_ARTIFACTS:-$PWD/reports/test-artifacts}"   # screenshots kept here
 echo "== ruff"
 .venv/bin/ruff check orchestrator tests scripts
 .venv/bin/ruff format --check orchestrator tests scripts

@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  drill report list --limit 10\n  drill report show RUN\n  drill report rebuild --catalog drills/catalog\n"
         "  drill report verify\n  drill report demo --out /tmp/drill-demo\n"
         "  drill report retention --as-of 2026-03-31\n  drill report coverage --json\n"
+        "  drill report site --out reports/site --catalog drills/catalog\n"
         "  drill report incidents --context prod --namespace shop --since 1h --threshold 3 --json",
     )
     actions = p.add_subparsers(dest="report_cmd", metavar="ACTION", required=True)
@@ -222,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--catalog", metavar="DIR", help="catalog folder; default drills/catalog when it exists")
     a = actions.add_parser("verify", help="check every archived file against its manifest (exit 1 on a mismatch)")
     a.set_defaults(target="orchestrator.cli.reporting:verify")
+    a = actions.add_parser("site", help="the archive as a static site: index, a page per run, retention, coverage")
+    a.set_defaults(target="orchestrator.cli.site:build")
+    a.add_argument("--out", default="reports/site", metavar="DIR", help="folder to write (default reports/site)")
+    a.add_argument("--catalog", metavar="DIR", help="catalog folder; default drills/catalog, else the index's")
+    a.add_argument(
+        "--as-of", dest="as_of", metavar="DATE", help="as of the end of DATE (UTC) or an ISO date-time; default now"
+    )
+    a.add_argument(
+        "--window-days",
+        dest="window_days",
+        type=int,
+        default=90,
+        metavar="N",
+        help="current (retention) or verified (coverage) = fewer than N days ago (default 90)",
+    )
     a = actions.add_parser("incidents", help="automated recoveries per service in a cluster (exit 1: one flagged)")
     a.set_defaults(target="orchestrator.cli.incidents:report")
     a.add_argument("--context", help="kubeconfig context (default: the current one)")

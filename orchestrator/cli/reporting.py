@@ -150,12 +150,16 @@ def demo(args: argparse.Namespace) -> int:
     index = indexing.open_index(made.archive, url=made.archive / indexing.INDEX_FILE)
     try:
         indexing.rebuild_index(made.archive, index=index, catalog=catalog)
+        from orchestrator.archive import site
+
+        built = site.build_site(made.archive, root / "site", catalog=catalog, index=index)
     finally:
         index.close()
     print(f"synthetic archive of {made.runs} runs ({', '.join(f'{n} {m}' for m, n in sorted(made.by_mode.items()))})")
     print(f"  archive: {made.archive}")
     print(f"  index:   {made.archive / indexing.INDEX_FILE}")
     print(f"  catalog: {made.catalog}")
+    print(f"  site:    {built.out_dir / 'index.html'} (open it in a browser; it needs no network)")
     print(f"browse it: drill --archive {made.archive} report list")
     print(f"           drill --archive {made.archive} report retention --catalog {made.catalog}")
     print(f"           drill --archive {made.archive} report coverage --catalog {made.catalog}")
