@@ -45,6 +45,7 @@ from orchestrator import errors, redaction
 from orchestrator.adapters.ctkrun_control import (
     CONTROL_NAME,
     DRIVERS,
+    Abandon,
     Driver,
     Events,
     Interrupt,
@@ -55,6 +56,7 @@ from orchestrator.adapters.ctkrun_control import (
 
 __all__ = [
     "CONTROL_NAME",
+    "Abandon",
     "CtkOutcome",
     "Interrupt",
     "NoPhases",

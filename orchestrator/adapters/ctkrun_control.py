@@ -27,6 +27,16 @@ class Interrupt(Exception):  # noqa: N818 (a request, not a failure)
     """Raised by a phase to stop the experiment (chaoslib's ``InterruptExecution``)."""
 
 
+class Abandon(Interrupt):
+    """Raised by ``before_method`` to stop before the fault *without rollbacks*, whatever the strategy.
+
+    chaoslib plays the rollbacks of an interrupted run under the ``always`` strategy even when the
+    method never ran; drill stops before the method only when it changed nothing (a refused claim,
+    an abort during the suspension), so there is nothing to roll back. chaoslib's own way to skip
+    rollbacks is the exit code 30 of ``chaoslib.exit.exit_ungracefully``.
+    """
+
+
 class Phases(Protocol):
     """What drill does around and between chaoslib's steps.
 
@@ -81,6 +91,9 @@ class Driver:
         self.calls.append(name)
         try:
             func(*args)
+        except Abandon:
+            self.by_phase = True
+            raise SystemExit(30) from None  # chaoslib: interrupted, rollbacks not played
         except Interrupt as exc:
             self.by_phase = True
             raise chaos_exceptions.InterruptExecution(f"drill stopped the experiment at {name}: {exc}") from exc

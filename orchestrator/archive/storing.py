@@ -28,7 +28,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,10 +153,18 @@ def is_archived(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def archive_run(journal: journal_base.JournalStore, run_id: str, archive_root: Path, *, now: float) -> Path:
+def archive_run(
+    journal: journal_base.JournalStore,
+    run_id: str,
+    archive_root: Path,
+    *,
+    now: float,
+    extra_files: Mapping[str, str] | None = None,
+) -> Path:
     """Store one finished run (report.json, report.md, journal.jsonl, manifest.json); returns its folder.
 
-    Built from the journal alone, like the report. An already archived run is returned untouched.
+    Built from the journal alone, like the report, plus ``extra_files`` (name -> text) the run
+    produced beside it: the Chaos Toolkit ``journal.json``. An already archived run is returned untouched.
     """
     final = archive_root / check_run_id(run_id)
     if is_archived(final):
@@ -166,6 +174,10 @@ def archive_run(journal: journal_base.JournalStore, run_id: str, archive_root: P
         (staged / "report.json").write_text(report.to_json(), encoding="utf-8")
         (staged / "report.md").write_text(reports.render_markdown(report), encoding="utf-8")
         journal.export_jsonl(run_id, staged / "journal.jsonl")
+        for name, text in (extra_files or {}).items():
+            if name in ("report.json", "report.md", "journal.jsonl", MANIFEST) or "/" in name:
+                raise errors.ReportError(f"cannot archive an extra file named {name!r}")
+            (staged / name).write_text(text, encoding="utf-8")
         return publish(staged, archive_root, run_id, archived_at=now)
 
 

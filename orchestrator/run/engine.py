@@ -27,15 +27,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator import errors, hooks, processes, records, redaction, settings
-from orchestrator.adapters import chaostoolkit
+from orchestrator.adapters import chaostoolkit, ctkrun
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
 from orchestrator.restore import restoring
-from orchestrator.run import autorespond, finishing, interrupting, preflight, responding, signals, suspending
+from orchestrator.run import autorespond, finishing, interrupting, preflight, relaying, responding, signals, suspending
 from orchestrator.run.results import ExitCode, RunResult
 from orchestrator.targets import base as target_base
 
@@ -64,8 +65,17 @@ class Session(Protocol):
 SessionFactory = Callable[[dict[str, Any], dict[str, Any], str], Session]
 
 
+Runner = Callable[[dict[str, Any], ctkrun.Phases, dict[str, Any], Path], ctkrun.CtkOutcome]
+"""Runs the experiment with drill's phases (in a worker thread): chaoslib's own runner by default."""
+
+
+def _chaostoolkit_runner(
+    experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path
+) -> ctkrun.CtkOutcome:
+    return ctkrun.run_experiment_with_phases(experiment, phases=phases, extra_vars=extra_vars, log_path=log_path)
+
+
 def _chaostoolkit_session(experiment: dict[str, Any], extra_vars: dict[str, Any], log_path: str) -> Session:
-    from pathlib import Path
 
     return chaostoolkit.ExperimentSession(experiment, extra_vars=extra_vars, log_path=Path(log_path))
 
@@ -78,9 +88,11 @@ def new_run_id(name: str, now: float) -> str:
 @dataclass
 class _Flags:
     injected: bool = False
-    rolled_back: bool = False
+    rolled_back: bool = False  # the rollbacks were played (by chaoslib, or by drill when chaoslib could not)
     t0: float | None = None
-    method: interrupting.Pending[chaostoolkit.StepResult] | None = None
+    experiment: interrupting.Pending[ctkrun.CtkOutcome] | None = None
+    ctk_journal: str | None = None  # the Chaos Toolkit journal of the run, as ``chaos run`` writes it
+    restore: restoring.RestoreReport | None = None  # set once: the policies are restored exactly once
 
 
 class Engine:
@@ -98,6 +110,7 @@ class Engine:
         auto_respond: list[autorespond.Step] | None = None,
         observer: Observer | None = None,
         session_factory: SessionFactory = _chaostoolkit_session,
+        runner: Runner = _chaostoolkit_runner,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.drill.spec
@@ -110,6 +123,7 @@ class Engine:
         self.auto_respond = auto_respond or []
         self.observer = observer
         self.session_factory = session_factory
+        self.runner = runner
         self.started_at = clock.now()
         self.run_id = new_run_id(loaded.drill.metadata.name, self.started_at)
         self.deadline_at = self.started_at + self.spec.guardrails.max_duration + self.timing.restore_grace_s
@@ -320,23 +334,33 @@ class Engine:
             self.journal.unlock_target(self.target.key, run_id=self.run_id)
 
     def _mutating_phases(self, session: Session) -> RunResult:
-        seen: responding.Result | None = None
+        """chaoslib runs the experiment in a worker; this thread suspends, responds and restores."""
+        relay = relaying.Relay()
+        experiment = self.flags.experiment = interrupting.Pending(
+            lambda: self.runner(
+                self.loaded.experiment,
+                relay,
+                self.target.experiment_vars(),
+                self.paths.home / "runs" / self.run_id / "chaostoolkit.log",
+            ),
+            name="drill-experiment",
+        )
         try:
-            self.transition(S.SUSPENDING, "preflight passed")
-            self._suspend_all()
-            if not self.stop.is_set():
-                self.transition(S.INJECTING, "automation suspended")
-                self._inject(session)
-            if not self.stop.is_set():
-                self.transition(S.RESPONDING, "fault active")
-                hooks.pause_point("responding", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
-                seen = responding.respond(self._responding_context(session))
-                self.timed_out = seen.timed_out
+            self._conduct(relay, experiment, session)
+            if experiment.done and not self.flags.injected and not self.suspensions and not self.stop.is_set():
+                # chaoslib ended before the method: its steady state did not hold, or a control (a
+                # safeguard) refused to go on. Nothing was changed: a failed preflight.
+                failed = [f"experiment: {self._why_no_method(experiment)}; nothing was changed"]
+                self._fail(failed)
+                raise errors.PreflightError(failed)
         except errors.OwnershipLostError as exc:
             self.taken_over = str(exc)
+        except errors.PreflightError:
+            raise
         except suspending.ClaimRefusedError as exc:
             # Another run claimed the object between our preflight and our claim: nothing of ours
             # was changed, so this ends exactly like a preflight that saw its marker.
+            relay.close()
             self.suspensions.release_unclaimed()
             failed = [f"target not locked: {exc}"]
             self._fail(failed)
@@ -344,9 +368,89 @@ class Engine:
         except BaseException as exc:  # any failure still restores; the reason goes in the journal and report
             self.request_abort(f"error: {_reason(exc, type(exc).__name__)}")
             if not isinstance(exc, Exception):
+                relay.close()
                 self._restore_first(session)
                 raise
+        finally:
+            relay.close()
         return self._restore_first(session)
+
+    def _conduct(
+        self, relay: relaying.Relay, experiment: interrupting.Pending[ctkrun.CtkOutcome], session: Session
+    ) -> None:
+        """Answer chaoslib's phase calls until the experiment ends or the run must stop."""
+        while not self.stop.is_set():
+            request = relay.next(self.timing.abort_poll_s)
+            if request is None:
+                if experiment.done:
+                    return
+                continue
+            try:
+                if request.phase == "before_method":
+                    self._before_method()
+                    request.stop = self.stop.is_set()
+                elif request.phase == "after_method":
+                    self._after_method(session, request.runs)
+                elif self.flags.injected or self.suspensions:
+                    self.request_abort("Chaos Toolkit interrupted the experiment")
+                # else: interrupted before anything changed (a safeguard): ends as a failed preflight
+            except BaseException:
+                request.stop = True  # whatever went wrong here, the experiment must not go on to the fault
+                raise
+            finally:
+                request.answered.set()
+
+    @staticmethod
+    def _why_no_method(experiment: interrupting.Pending[ctkrun.CtkOutcome]) -> str:
+        try:
+            outcome = experiment.result()
+        except Exception as exc:
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            return f"Chaos Toolkit could not run it: {_reason(cause, type(cause).__name__)}"
+        return (
+            f"Chaos Toolkit stopped before the method (status {outcome.status}): the steady state did not hold "
+            "or a control (e.g. a safeguard) refused to go on"
+        )
+
+    def _before_method(self) -> None:
+        """chaoslib's steady state held and every other control let the run go on: suspend, then the fault."""
+        self.transition(S.SUSPENDING, "preflight passed")
+        self._suspend_all()
+        if not self.stop.is_set():
+            self.transition(S.INJECTING, "automation suspended")
+            self.flags.injected = True  # from here on, rollbacks must run whatever happens
+            self._inject_started = self.clock.now()
+
+    def _after_method(self, session: Session, runs: list[dict[str, Any]]) -> None:
+        """The method ran: the fault is active; the humans respond; the automation comes back first."""
+        started = getattr(self, "_inject_started", self.clock.now())
+        summary = "; ".join(f"{_activity_name(r)}: {r.get('status', '?')}" for r in runs) or "no activities"
+        succeeded = [r for r in runs if r.get("status") == "succeeded"]
+        self.action(
+            "inject",
+            trigger="injecting",
+            expected="fault active (method succeeded)",
+            actual=summary,
+            started=started,
+            ok=len(succeeded) == len(runs),
+        )
+        hooks.pause_point("injecting", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
+        if self.stop.is_set():
+            return
+        if runs and not succeeded:
+            self.request_abort(f"fault injection failed: {summary}")
+            return
+        self.flags.t0 = self.clock.now()
+        self.timeline(TL.FAULT_ACTIVE, method=summary)
+        if self.spec.mode is models.Mode.NO_AUTOMATION:
+            responders = [p.name for p in self.spec.participants if p.role is models.Role.RESPONDER]
+            self.timeline(TL.NOTIFIED, channel="console", participants=responders)
+        self.transition(S.RESPONDING, "fault active")
+        hooks.pause_point("responding", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
+        seen = responding.respond(self._responding_context(session))
+        self.timed_out = seen.timed_out
+        # Restore before chaoslib goes on to its hypothesis after the method and its rollbacks.
+        self._restore_policies_once()
 
     def _responding_context(self, session: Session) -> responding.Context:
         assert self.flags.t0 is not None, "responding starts only once the fault is active"
@@ -384,43 +488,43 @@ class Engine:
                 return
             self.suspensions.suspend(policy.name, policy.kind)
 
-    def _inject(self, session: Session) -> None:
-        """Run the method in a worker so an abort acts at once, whatever the experiment is doing."""
-        started = self.clock.now()
-        self.flags.injected = True  # from here on, rollbacks must run whatever happens
-        pending, result = interrupting.until_done_or_stopped(
-            session.run_method, stop=self.stop, poll_s=self.timing.abort_poll_s, name="drill-method"
-        )
-        if result is None:
-            self.flags.method = pending
-            self.action(
-                "inject",
-                trigger="injecting",
-                expected="fault active (method succeeded)",
-                actual="interrupted: the method was still running when the run was aborted",
-                started=started,
-                ok=False,
-            )
-            return
-        self.action(
-            "inject",
-            trigger="injecting",
-            expected="fault active (method succeeded)",
-            actual=result.summary,
-            started=started,
-            ok=result.ok,
-        )
-        hooks.pause_point("injecting", run_id=self.run_id, hooks_dir=self.paths.hooks_dir)
-        if not result.ok:
-            self.request_abort(f"fault injection failed: {result.summary}")
-            return
-        self.flags.t0 = self.clock.now()
-        self.timeline(TL.FAULT_ACTIVE, method=result.summary)
-        if self.spec.mode is models.Mode.NO_AUTOMATION:
-            responders = [p.name for p in self.spec.participants if p.role is models.Role.RESPONDER]
-            self.timeline(TL.NOTIFIED, channel="console", participants=responders)
-
     # -- restore first, then everything else ---------------------------------------------------------
+
+    def _restore_policies_once(self) -> restoring.RestoreReport:
+        """Restore every claimed policy, once (after the response, or at once on an abort)."""
+        if self.flags.restore is not None:
+            return self.flags.restore
+        self._restoring = True
+        problems: list[str] = []
+        writer = restoring.TolerantJournal(self.journal, token=self.token, errors_out=problems)
+        trigger = self.abort_reason or ("timed out" if self.timed_out else "run complete")
+        # The state changes are attempted first so the journal says where the run is, but a
+        # journal that fails here costs nothing: the restores below run regardless.
+        self._enter_restoring(writer, trigger)
+        report = restoring.restore_suspensions(
+            self.journal,
+            list(self.suspensions.claimed),
+            clock=self.clock,
+            actor="drill",
+            trigger=trigger,
+            token=self.token,
+            hooks_dir=self.paths.hooks_dir,
+            target_for=self._target_for,
+        )
+        if self.suspensions:
+            writer.append(
+                records.timeline(
+                    self.run_id,
+                    self.clock.now(),
+                    TL.RESTORED,
+                    actor="drill",
+                    restored=report.restored,
+                    failed=report.failed,
+                )
+            )
+        report.journal_errors[:0] = problems
+        self.flags.restore = report
+        return report
 
     def _restore_first(self, session: Session) -> RunResult:
         self._restoring = True
@@ -428,33 +532,10 @@ class Engine:
             return self._result(None, None, restoring.RestoreReport(), [])
         problems: list[str] = []
         writer = restoring.TolerantJournal(self.journal, token=self.token, errors_out=problems)
-        trigger = self.abort_reason or ("timed out" if self.timed_out else "run complete")
         try:
-            # The state changes are attempted first so the journal says where the run is, but a
-            # journal that fails here costs nothing: the restores below run regardless.
-            self._enter_restoring(writer, trigger)
-            report = restoring.restore_suspensions(
-                self.journal,
-                list(self.suspensions.claimed),
-                clock=self.clock,
-                actor="drill",
-                trigger=trigger,
-                token=self.token,
-                hooks_dir=self.paths.hooks_dir,
-                target_for=self._target_for,
-            )
+            report = self._restore_policies_once()
             problems.extend(report.journal_errors)
-            if self.suspensions:
-                writer.append(
-                    records.timeline(
-                        self.run_id,
-                        self.clock.now(),
-                        TL.RESTORED,
-                        actor="drill",
-                        restored=report.restored,
-                        failed=report.failed,
-                    )
-                )
+            self._collect_experiment(writer)
             if self.flags.injected and not self.flags.rolled_back:
                 self._rollback(session, writer)
         except errors.OwnershipLostError as exc:
@@ -469,12 +550,103 @@ class Engine:
             archive=self.paths.archive,
             actor="drill",
             trigger="restored" if report.ok else "restore NOT verified",
+            extra_files={"journal.json": self.flags.ctk_journal} if self.flags.ctk_journal else None,
         )
         problems.extend(finished.problems)
         self._replay_to_observer()
         report_dir = str(finished.report_dir) if finished.report_dir else None
         result = self._result(finished.outcome, report_dir, report, problems)
         return dataclasses.replace(result, report_problem=finished.report_problem, index_problem=finished.index_problem)
+
+    def _collect_experiment(self, writer: restoring.TolerantJournal) -> None:
+        """With the automation back: let chaoslib finish (its hypothesis after the method, its rollbacks)."""
+        experiment = self.flags.experiment
+        if experiment is None:
+            return
+        if not experiment.join(self.timing.experiment_grace_s):
+            writer.append(
+                records.action(
+                    self.run_id,
+                    self.clock.now(),
+                    "experiment",
+                    actor="drill",
+                    trigger="restoring",
+                    expected="Chaos Toolkit finished the experiment",
+                    actual=f"still running after {self.timing.experiment_grace_s:g}s: drill plays the rollbacks",
+                    ok=False,
+                )
+            )
+            return
+        try:
+            outcome = experiment.result()
+        except Exception as exc:  # chaoslib refused or failed the experiment: say why; drill rolls back
+            cause = exc.__cause__ if isinstance(exc, ctkrun.PhaseError) and exc.__cause__ is not None else exc
+            if isinstance(cause, errors.OwnershipLostError):
+                raise cause from None
+            writer.append(
+                records.action(
+                    self.run_id,
+                    self.clock.now(),
+                    "experiment",
+                    actor="drill",
+                    trigger="restoring",
+                    expected="Chaos Toolkit ran the experiment",
+                    actual=f"FAILED: {_reason(cause, type(cause).__name__)}",
+                    ok=False,
+                )
+            )
+            if not self.flags.injected and self.abort_reason is None:
+                self.abort_reason = f"error: {_reason(cause, type(cause).__name__)}"
+            return
+        self._record_outcome(writer, outcome)
+
+    def _record_outcome(self, writer: restoring.TolerantJournal, outcome: ctkrun.CtkOutcome) -> None:
+        now = self.clock.now()
+        with contextlib.suppress(Exception):
+            # The Chaos Toolkit journal goes into the archive: the same one redaction as everything else.
+            journal = dict(outcome.journal)
+            if isinstance(journal.get("experiment"), dict):
+                journal["experiment"] = redaction.redact_experiment(journal["experiment"])
+            cleaned = dataclasses.replace(outcome, journal=redaction.clean_value(journal))
+            self.flags.ctk_journal = ctkrun.journal_json(cleaned)
+        writer.append(
+            records.action(
+                self.run_id,
+                now,
+                "experiment",
+                actor="drill",
+                trigger="restoring",
+                expected="Chaos Toolkit ran the experiment",
+                actual=f"status {outcome.status}" + (", deviated" if outcome.deviated else ""),
+                ok=outcome.status == "completed",
+                status=outcome.status,
+                deviated=outcome.deviated,
+            )
+        )
+        if not outcome.method_ran and not self.flags.injected and self.abort_reason is None:
+            self.abort_reason = (
+                f"Chaos Toolkit ended the experiment before its method ({outcome.status}): no fault was injected"
+            )
+        if not self.flags.injected:
+            return
+        rollbacks = [r for r in outcome.journal.get("rollbacks") or [] if isinstance(r, dict)]
+        summary = "; ".join(f"{_activity_name(r)}: {r.get('status', '?')}" for r in rollbacks) or "no activities"
+        ok = all(r.get("status") == "succeeded" for r in rollbacks)
+        writer.append(
+            records.action(
+                self.run_id,
+                now,
+                "rollback",
+                actor="drill",
+                trigger="restoring",
+                expected="fault rolled back (Chaos Toolkit's rollback strategy)",
+                actual=summary,
+                ok=ok,
+            )
+        )
+        self.flags.rolled_back = True  # chaoslib played its rollbacks as its strategy says; drill adds none
+        if ok:
+            writer.append(records.timeline(self.run_id, now, TL.ROLLED_BACK, actor="drill"))
 
     def _replay_to_observer(self) -> None:
         """Show the observer what the restore path journaled, now that every policy is back.
@@ -510,9 +682,6 @@ class Engine:
         )
 
     def _rollback(self, session: Session, writer: restoring.TolerantJournal) -> None:
-        method = self.flags.method
-        if method is not None:
-            method.join(self.timing.method_grace_s)
         started = self.clock.now()
         try:
             result = session.run_rollbacks()
@@ -576,8 +745,13 @@ def _show(event: records.Event) -> Callable[[Observer], None]:
     return lambda o: o.on_event(event)
 
 
+def _activity_name(run: dict[str, Any]) -> str:
+    activity = run.get("activity")
+    return str(activity.get("name", "?")) if isinstance(activity, dict) else "?"
+
+
 def _reason(exc: BaseException, default: str) -> str:
     return redaction.clean(str(exc)) or default
 
 
-__all__ = ["Engine", "ExitCode", "Observer", "RunResult", "Session", "SessionFactory", "new_run_id"]
+__all__ = ["Engine", "ExitCode", "Observer", "RunResult", "Runner", "Session", "SessionFactory", "new_run_id"]

@@ -9,6 +9,7 @@ full disk) is said clearly and the run still ends ``done``, with the journal con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def finish_run(
     archive: Path,
     actor: str,
     trigger: str,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Finished:
-    """Derive the outcome, record it, write the report, end the run ``done`` and free its target."""
+    """Derive the outcome, record it, archive the run (with ``extra_files``), end it ``done``, free its target."""
     done = Finished()
     writer = restoring.TolerantJournal(journal, token=token, errors_out=done.problems)
     try:
@@ -69,7 +71,7 @@ def finish_run(
         lambda: journal.set_state(run_id, S.DONE, actor=actor, trigger=outcome.value, at=clock.now(), token=token),
     )
     try:
-        done.report_dir = storing.archive_run(journal, run_id, archive, now=clock.now())
+        done.report_dir = storing.archive_run(journal, run_id, archive, now=clock.now(), extra_files=extra_files)
     except Exception as exc:  # an unwritable archive must not leave the run unfinished
         detail = redaction.redact(str(exc)) or type(exc).__name__
         done.report_problem = f"report not written to {folder}: {detail}"

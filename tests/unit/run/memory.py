@@ -9,12 +9,13 @@ here the point is the engine's logic on every exit path, on an injectable clock,
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator import errors
-from orchestrator.adapters import chaostoolkit
+from orchestrator.adapters import chaostoolkit, ctkrun
 from orchestrator.definitions import loading, models
 from orchestrator.policies import base
 
@@ -200,3 +201,28 @@ def loaded_drill(tmp_path: Path, *, policies: int = 3, mode: str = "no-automatio
         experiment=experiment,
         raw=data,
     )
+
+
+def scripted_runner(session: ScriptedSession) -> Callable[..., ctkrun.CtkOutcome]:
+    """The experiment run as chaoslib would, with drill's phases around the scripted method.
+
+    It calls the phases from the worker thread the engine starts, exactly where chaoslib's control
+    does: before the method, and after it (before the rollbacks).
+    """
+
+    def run(
+        experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path
+    ) -> ctkrun.CtkOutcome:
+        try:
+            phases.before_method()
+        except ctkrun.Interrupt:
+            journal = {"status": "interrupted", "deviated": False, "rollbacks": []}
+            return ctkrun.CtkOutcome(journal=journal, status="interrupted", deviated=False, method_ran=False)
+        result = session.run_method()
+        phases.after_method([{"activity": {"name": "kill"}, "status": "succeeded" if result.ok else "failed"}])
+        undo = session.run_rollbacks()
+        rollbacks = [{"activity": {"name": "undo"}, "status": "succeeded" if undo.ok else "failed"}]
+        journal = {"status": "completed", "deviated": False, "rollbacks": rollbacks}
+        return ctkrun.CtkOutcome(journal=journal, status="completed", deviated=False, method_ran=True)
+
+    return run

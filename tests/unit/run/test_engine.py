@@ -22,7 +22,7 @@ from orchestrator import errors, records, settings
 from orchestrator.journal import base as journal_base
 from orchestrator.journal import store
 from orchestrator.run import autorespond, engine
-from tests.unit.run.memory import MemoryTarget, ScriptedSession, StepClock, loaded_drill
+from tests.unit.run.memory import MemoryTarget, ScriptedSession, StepClock, loaded_drill, scripted_runner
 
 WRITES = (
     "create_run",
@@ -96,6 +96,7 @@ def make_engine(
         auto_respond=RESPONDER if auto is None else auto,
         observer=observer,
         session_factory=factory,
+        runner=scripted_runner(chosen),
     )
 
 
