@@ -48,8 +48,6 @@ class Timing:
     database while a crashed run is restorable within a quarter of a minute.
     ``abort_poll_s``: how often a run looks for ``drill abort`` in the journal in every phase, so
     an abort acts within a second whatever the experiment is doing.
-    ``method_grace_s``: after an abort interrupted the fault injection, how long drill's own
-    rollbacks wait for the method to return (the policies are restored before this wait).
     ``experiment_grace_s``: once the policies are restored, how long the run waits for Chaos
     Toolkit to finish the experiment (its hypothesis after the method, its rollbacks) before
     drill plays the rollbacks itself and ends.
@@ -60,7 +58,6 @@ class Timing:
     heartbeat_s: float = 2.0
     lease_s: float = 15.0
     abort_poll_s: float = 0.25
-    method_grace_s: float = 10.0
     experiment_grace_s: float = 120.0
 
 

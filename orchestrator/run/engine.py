@@ -36,7 +36,17 @@ from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
 from orchestrator.restore import restoring
-from orchestrator.run import autorespond, finishing, interrupting, preflight, relaying, responding, signals, suspending
+from orchestrator.run import (
+    autorespond,
+    experimenting,
+    finishing,
+    interrupting,
+    preflight,
+    relaying,
+    responding,
+    signals,
+    suspending,
+)
 from orchestrator.run.results import ExitCode, RunResult
 from orchestrator.targets import base as target_base
 
@@ -350,7 +360,7 @@ class Engine:
             if experiment.done and not self.flags.injected and not self.suspensions and not self.stop.is_set():
                 # chaoslib ended before the method: its steady state did not hold, or a control (a
                 # safeguard) refused to go on. Nothing was changed: a failed preflight.
-                failed = [f"experiment: {self._why_no_method(experiment)}; nothing was changed"]
+                failed = [f"experiment: {experimenting.why_no_method(experiment)}; nothing was changed"]
                 self._fail(failed)
                 raise errors.PreflightError(failed)
         except errors.OwnershipLostError as exc:
@@ -400,18 +410,6 @@ class Engine:
             finally:
                 request.answered.set()
 
-    @staticmethod
-    def _why_no_method(experiment: interrupting.Pending[ctkrun.CtkOutcome]) -> str:
-        try:
-            outcome = experiment.result()
-        except Exception as exc:
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            return f"Chaos Toolkit could not run it: {_reason(cause, type(cause).__name__)}"
-        return (
-            f"Chaos Toolkit stopped before the method (status {outcome.status}): the steady state did not hold "
-            "or a control (e.g. a safeguard) refused to go on"
-        )
-
     def _before_method(self) -> None:
         """chaoslib's steady state held and every other control let the run go on: suspend, then the fault."""
         self.transition(S.SUSPENDING, "preflight passed")
@@ -424,7 +422,7 @@ class Engine:
     def _after_method(self, session: Session, runs: list[dict[str, Any]]) -> None:
         """The method ran: the fault is active; the humans respond; the automation comes back first."""
         started = getattr(self, "_inject_started", self.clock.now())
-        summary = "; ".join(f"{_activity_name(r)}: {r.get('status', '?')}" for r in runs) or "no activities"
+        summary = experimenting.summary(runs)
         succeeded = [r for r in runs if r.get("status") == "succeeded"]
         self.action(
             "inject",
@@ -535,7 +533,18 @@ class Engine:
         try:
             report = self._restore_policies_once()
             problems.extend(report.journal_errors)
-            self._collect_experiment(writer)
+            collected = experimenting.collect(
+                self.flags.experiment,
+                writer,
+                run_id=self.run_id,
+                clock=self.clock,
+                grace_s=self.timing.experiment_grace_s,
+                injected=self.flags.injected,
+            )
+            self.flags.ctk_journal = collected.ctk_journal
+            self.flags.rolled_back = self.flags.rolled_back or collected.rolled_back
+            if collected.abort_reason is not None and self.abort_reason is None:
+                self.abort_reason = collected.abort_reason
             if self.flags.injected and not self.flags.rolled_back:
                 self._rollback(session, writer)
         except errors.OwnershipLostError as exc:
@@ -557,96 +566,6 @@ class Engine:
         report_dir = str(finished.report_dir) if finished.report_dir else None
         result = self._result(finished.outcome, report_dir, report, problems)
         return dataclasses.replace(result, report_problem=finished.report_problem, index_problem=finished.index_problem)
-
-    def _collect_experiment(self, writer: restoring.TolerantJournal) -> None:
-        """With the automation back: let chaoslib finish (its hypothesis after the method, its rollbacks)."""
-        experiment = self.flags.experiment
-        if experiment is None:
-            return
-        if not experiment.join(self.timing.experiment_grace_s):
-            writer.append(
-                records.action(
-                    self.run_id,
-                    self.clock.now(),
-                    "experiment",
-                    actor="drill",
-                    trigger="restoring",
-                    expected="Chaos Toolkit finished the experiment",
-                    actual=f"still running after {self.timing.experiment_grace_s:g}s: drill plays the rollbacks",
-                    ok=False,
-                )
-            )
-            return
-        try:
-            outcome = experiment.result()
-        except Exception as exc:  # chaoslib refused or failed the experiment: say why; drill rolls back
-            cause = exc.__cause__ if isinstance(exc, ctkrun.PhaseError) and exc.__cause__ is not None else exc
-            if isinstance(cause, errors.OwnershipLostError):
-                raise cause from None
-            writer.append(
-                records.action(
-                    self.run_id,
-                    self.clock.now(),
-                    "experiment",
-                    actor="drill",
-                    trigger="restoring",
-                    expected="Chaos Toolkit ran the experiment",
-                    actual=f"FAILED: {_reason(cause, type(cause).__name__)}",
-                    ok=False,
-                )
-            )
-            if not self.flags.injected and self.abort_reason is None:
-                self.abort_reason = f"error: {_reason(cause, type(cause).__name__)}"
-            return
-        self._record_outcome(writer, outcome)
-
-    def _record_outcome(self, writer: restoring.TolerantJournal, outcome: ctkrun.CtkOutcome) -> None:
-        now = self.clock.now()
-        with contextlib.suppress(Exception):
-            # The Chaos Toolkit journal goes into the archive: the same one redaction as everything else.
-            journal = dict(outcome.journal)
-            if isinstance(journal.get("experiment"), dict):
-                journal["experiment"] = redaction.redact_experiment(journal["experiment"])
-            cleaned = dataclasses.replace(outcome, journal=redaction.clean_value(journal))
-            self.flags.ctk_journal = ctkrun.journal_json(cleaned)
-        writer.append(
-            records.action(
-                self.run_id,
-                now,
-                "experiment",
-                actor="drill",
-                trigger="restoring",
-                expected="Chaos Toolkit ran the experiment",
-                actual=f"status {outcome.status}" + (", deviated" if outcome.deviated else ""),
-                ok=outcome.status == "completed",
-                status=outcome.status,
-                deviated=outcome.deviated,
-            )
-        )
-        if not outcome.method_ran and not self.flags.injected and self.abort_reason is None:
-            self.abort_reason = (
-                f"Chaos Toolkit ended the experiment before its method ({outcome.status}): no fault was injected"
-            )
-        if not self.flags.injected:
-            return
-        rollbacks = [r for r in outcome.journal.get("rollbacks") or [] if isinstance(r, dict)]
-        summary = "; ".join(f"{_activity_name(r)}: {r.get('status', '?')}" for r in rollbacks) or "no activities"
-        ok = all(r.get("status") == "succeeded" for r in rollbacks)
-        writer.append(
-            records.action(
-                self.run_id,
-                now,
-                "rollback",
-                actor="drill",
-                trigger="restoring",
-                expected="fault rolled back (Chaos Toolkit's rollback strategy)",
-                actual=summary,
-                ok=ok,
-            )
-        )
-        self.flags.rolled_back = True  # chaoslib played its rollbacks as its strategy says; drill adds none
-        if ok:
-            writer.append(records.timeline(self.run_id, now, TL.ROLLED_BACK, actor="drill"))
 
     def _replay_to_observer(self) -> None:
         """Show the observer what the restore path journaled, now that every policy is back.
@@ -743,11 +662,6 @@ def _show(event: records.Event) -> Callable[[Observer], None]:
         state = records.RunState(event.name)
         return lambda o: o.on_state(state, event.at)
     return lambda o: o.on_event(event)
-
-
-def _activity_name(run: dict[str, Any]) -> str:
-    activity = run.get("activity")
-    return str(activity.get("name", "?")) if isinstance(activity, dict) else "?"
 
 
 def _reason(exc: BaseException, default: str) -> str:
