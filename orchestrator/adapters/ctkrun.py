@@ -66,6 +66,7 @@ __all__ = [
     "load_experiment_file",
     "load_settings_file",
     "parse_vars",
+    "read_var_files",
     "run_experiment_with_phases",
 ]
 
@@ -131,6 +132,15 @@ def parse_vars(values: Sequence[str]) -> dict[str, Any]:
         return dict(convert_vars(list(values)))
     except ValueError as exc:
         raise errors.ExperimentError(f"invalid --var: {exc}") from exc
+
+
+def read_var_files(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The configuration values of ``--var-file`` files (JSON/YAML with ``configuration``, or .env), as chaos."""
+    try:
+        configuration, _secrets = merge_vars({}, [str(p) for p in paths])
+    except (chaos_exceptions.ChaosException, ValueError, OSError, TypeError) as exc:
+        raise errors.ExperimentError(f"cannot read --var-file: {exc}") from exc
+    return dict(configuration or {})
 
 
 def load_settings_file(path: Path) -> dict[str, Any]:

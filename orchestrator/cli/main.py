@@ -113,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
         "delays from the moment the fault is active",
     )
     p.add_argument("--plain", action="store_true", help="print events line by line instead of the live view")
+    ctk = p.add_argument_group("Chaos Toolkit options (as `chaos run` takes them)")
+    ctk.add_argument(
+        "--var", action="append", default=[], metavar="KEY[:TYPE]=VALUE", help="a configuration value; repeatable"
+    )
+    ctk.add_argument(
+        "--var-file", action="append", default=[], metavar="FILE", help="configuration/secrets (JSON, YAML, .env)"
+    )
+    ctk.add_argument("--settings", metavar="FILE", help="a Chaos Toolkit settings file (global controls)")
+    ctk.add_argument("--dry", choices=["probes", "actions", "activities", "pause"], help="skip these activities")
+    ctk.add_argument(
+        "--hypothesis-strategy",
+        choices=["default", "before-method-only", "after-method-only", "during-method-only", "continuously", "skip"],
+        help="when the steady-state hypothesis is checked (default: the experiment's runtime block, else default)",
+    )
+    ctk.add_argument(
+        "--rollback-strategy",
+        choices=["default", "always", "never", "deviated"],
+        help="when rollbacks are played (default: the experiment's runtime block, else default)",
+    )
 
     p = _add(
         sub,

@@ -14,6 +14,7 @@ from orchestrator.clock import SystemClock
 from orchestrator.definitions import loading
 
 if TYPE_CHECKING:
+    from orchestrator.run import engine as engine_options
     from orchestrator.run import results
 
 DEMO_DRILL = Path("drills") / "examples" / "sandbox-no-automation.yaml"
@@ -31,6 +32,7 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
             print(f"drill: {exc}", file=sys.stderr)
             return 2
     loaded = loading.load_drill(drill_file)
+    chaos = _chaos_options(args)
     paths = context.paths(args)
     journal = context.journal(args)
     target = registry.from_spec(loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home)
@@ -44,6 +46,7 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
             clock=SystemClock(),
             auto_respond=auto,
             observer=view,
+            chaos=chaos,
         )
         result = run.run()
     finally:
@@ -55,6 +58,29 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
         _summary(result)
     _verdict(result)
     return result.exit_code
+
+
+def _chaos_options(args: argparse.Namespace) -> engine_options.ChaosOptions:
+    """``chaos run``'s options from the command line; bad ones are usage errors, before anything runs."""
+    from orchestrator.adapters import ctkrun
+    from orchestrator.run import engine
+
+    var_files = tuple(Path(f) for f in getattr(args, "var_file", None) or [])
+    for path in var_files:
+        if not path.is_file():
+            raise errors.ExperimentError(f"--var-file {path}: no such file")
+    settings_file = getattr(args, "settings", None)
+    if settings_file and not Path(settings_file).is_file():
+        raise errors.ExperimentError(f"--settings {settings_file}: no such file")
+    return engine.ChaosOptions(
+        variables=ctkrun.parse_vars(getattr(args, "var", None) or []),
+        var_files=var_files,
+        var_file_values=ctkrun.read_var_files(var_files) if var_files else {},
+        settings=ctkrun.load_settings_file(Path(settings_file)) if settings_file else None,
+        dry=getattr(args, "dry", None),
+        hypothesis_strategy=getattr(args, "hypothesis_strategy", None),
+        rollback_strategy=getattr(args, "rollback_strategy", None),
+    )
 
 
 def _verdict(result: results.RunResult) -> None:

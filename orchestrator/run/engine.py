@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,14 +75,37 @@ class Session(Protocol):
 SessionFactory = Callable[[dict[str, Any], dict[str, Any], str], Session]
 
 
-Runner = Callable[[dict[str, Any], ctkrun.Phases, dict[str, Any], Path], ctkrun.CtkOutcome]
+Runner = Callable[[dict[str, Any], ctkrun.Phases, dict[str, Any], Path, "ChaosOptions"], ctkrun.CtkOutcome]
 """Runs the experiment with drill's phases (in a worker thread): chaoslib's own runner by default."""
 
 
+@dataclass(frozen=True)
+class ChaosOptions:
+    """``chaos run``'s options for the experiment (``drill run --var/--var-file/--settings/--dry/...``)."""
+
+    variables: dict[str, Any] = field(default_factory=dict)  # --var, converted; they win over --var-file
+    var_files: tuple[Path, ...] = ()
+    var_file_values: dict[str, Any] = field(default_factory=dict)  # the configuration part of the var files
+    settings: dict[str, Any] | None = None  # a Chaos Toolkit settings file (global controls), parsed
+    dry: str | None = None
+    hypothesis_strategy: str | None = None
+    rollback_strategy: str | None = None
+
+
 def _chaostoolkit_runner(
-    experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path
+    experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path, chaos: ChaosOptions
 ) -> ctkrun.CtkOutcome:
-    return ctkrun.run_experiment_with_phases(experiment, phases=phases, extra_vars=extra_vars, log_path=log_path)
+    return ctkrun.run_experiment_with_phases(
+        experiment,
+        phases=phases,
+        extra_vars={**extra_vars, **chaos.variables},
+        var_files=chaos.var_files,
+        settings=chaos.settings,
+        hypothesis_strategy=chaos.hypothesis_strategy,
+        rollback_strategy=chaos.rollback_strategy,
+        dry=chaos.dry,
+        log_path=log_path,
+    )
 
 
 def _chaostoolkit_session(experiment: dict[str, Any], extra_vars: dict[str, Any], log_path: str) -> Session:
@@ -121,6 +144,7 @@ class Engine:
         observer: Observer | None = None,
         session_factory: SessionFactory = _chaostoolkit_session,
         runner: Runner = _chaostoolkit_runner,
+        chaos: ChaosOptions | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.drill.spec
@@ -134,6 +158,7 @@ class Engine:
         self.observer = observer
         self.session_factory = session_factory
         self.runner = runner
+        self.chaos = chaos or ChaosOptions()
         self.started_at = clock.now()
         self.run_id = new_run_id(loaded.drill.metadata.name, self.started_at)
         self.deadline_at = self.started_at + self.spec.guardrails.max_duration + self.timing.restore_grace_s
@@ -289,7 +314,7 @@ class Engine:
             try:
                 session = self.session_factory(
                     self.loaded.experiment,
-                    self.target.experiment_vars(),
+                    self._experiment_vars(),
                     str(self.paths.home / "runs" / self.run_id / "chaostoolkit.log"),
                 )
             except Exception as exc:
@@ -352,6 +377,7 @@ class Engine:
                 relay,
                 self.target.experiment_vars(),
                 self.paths.home / "runs" / self.run_id / "chaostoolkit.log",
+                self.chaos,
             ),
             name="drill-experiment",
         )
@@ -409,6 +435,10 @@ class Engine:
                 raise
             finally:
                 request.answered.set()
+
+    def _experiment_vars(self) -> dict[str, Any]:
+        """Values for drill's own probes: the target's, then the var files', then --var (as chaos merges them)."""
+        return {**self.target.experiment_vars(), **self.chaos.var_file_values, **self.chaos.variables}
 
     def _before_method(self) -> None:
         """chaoslib's steady state held and every other control let the run go on: suspend, then the fault."""
@@ -668,4 +698,14 @@ def _reason(exc: BaseException, default: str) -> str:
     return redaction.clean(str(exc)) or default
 
 
-__all__ = ["Engine", "ExitCode", "Observer", "RunResult", "Runner", "Session", "SessionFactory", "new_run_id"]
+__all__ = [
+    "ChaosOptions",
+    "Engine",
+    "ExitCode",
+    "Observer",
+    "RunResult",
+    "Runner",
+    "Session",
+    "SessionFactory",
+    "new_run_id",
+]

@@ -70,3 +70,43 @@ def test_the_chaos_toolkit_journal_is_archived_beside_the_report(
     assert journal["experiment"]["title"] == "The sandbox service dies"
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert "journal.json" in json.dumps(manifest)
+
+
+QUICK = "ack=0.2s,mitigate=0.4s,resolve=0.8s"
+
+
+def test_rollback_strategy_from_the_command_line_overrides_the_experiment(
+    drill_env: DrillEnv, sandbox: control.SandboxClient, run_drill: Callable[..., CompletedProcess[str]]
+) -> None:
+    done = run_drill("run", str(NO_AUTOMATION), "--plain", "--auto-respond", QUICK, "--rollback-strategy", "never")
+    assert done.returncode == 0, done.stdout + done.stderr
+    journal = json.loads((reported_dir(done.stdout) / "journal.json").read_text(encoding="utf-8"))
+    assert journal["rollbacks"] == []  # the experiment says "always"; the command line says "never"
+    assert sandbox.status().autorestart is True
+
+
+def test_dry_actions_injects_no_fault(
+    drill_env: DrillEnv, sandbox: control.SandboxClient, run_drill: Callable[..., CompletedProcess[str]]
+) -> None:
+    pid = sandbox.status().service.pid
+    done = run_drill(
+        "run", str(NO_AUTOMATION), "--plain", "--auto-respond", "ack=0.2s,resolve=0.6s", "--dry", "actions"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sandbox.status().service.pid == pid  # the kill action was skipped
+    journal = json.loads((reported_dir(done.stdout) / "journal.json").read_text(encoding="utf-8"))
+    assert journal["experiment"]["dry"] == "actions"
+
+
+def test_vars_reach_drills_own_probes_and_bad_var_files_change_nothing(
+    tmp_path: Path, drill_env: DrillEnv, sandbox: control.SandboxClient, run_drill: Callable[..., CompletedProcess[str]]
+) -> None:
+    # --var overrides the experiment's configuration for drill's preflight probes too: nothing answers there.
+    done = run_drill("run", str(NO_AUTOMATION), "--plain", "--var", "sandbox_url=http://127.0.0.1:9")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "steady state holds" in done.stderr and "nothing was changed" in done.stderr
+    missing = run_drill("run", str(NO_AUTOMATION), "--plain", "--var-file", str(tmp_path / "nope.json"))
+    assert missing.returncode != 0 and "--var-file" in missing.stderr and "Traceback" not in missing.stderr
+    status = sandbox.status()
+    assert status.autorestart is True and policy_base.MARKER_KEY not in status.annotations
+    assert journal_rows(drill_env.home, "SELECT state FROM suspensions") == []

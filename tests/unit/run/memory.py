@@ -211,7 +211,7 @@ def scripted_runner(session: ScriptedSession) -> Callable[..., ctkrun.CtkOutcome
     """
 
     def run(
-        experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path
+        experiment: dict[str, Any], phases: ctkrun.Phases, extra_vars: dict[str, Any], log_path: Path, chaos: Any
     ) -> ctkrun.CtkOutcome:
         try:
             phases.before_method()
