@@ -188,14 +188,12 @@ class IndexDb:
     def _write(self, what: str) -> Iterator[sa.Connection]:
         if self.read_only:
             raise errors.ReportError(f"the archive index at {self.url} was opened read-only; cannot {what}")
-        with self._translate(what), self._engine.connect() as conn:
-            conn.execution_options(drill_write=True)
-            with conn.begin():
-                yield conn
+        with self._translate(what), sqlengines.transaction(self._engine, write=True) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[sa.Connection]:
-        with self._translate(what), self._engine.connect() as conn, conn.begin():
+        with self._translate(what), sqlengines.transaction(self._engine, write=False) as conn:
             yield conn
 
     def _prepare_schema(self) -> None:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from chaoslib import exceptions as chaos_exceptions
-from chaoslib.activity import ensure_activity_is_valid, execute_activity, run_activities
+from chaoslib.activity import ensure_activity_is_valid, execute_activity
 from chaoslib.configuration import load_configuration
 from chaoslib.experiment import ensure_experiment_is_valid
 from chaoslib.hypothesis import run_steady_state_hypothesis, within_tolerance
-from chaoslib.loader import parse_experiment_from_file
 from chaoslib.rollback import run_rollbacks
 from chaoslib.secret import load_secrets
 
@@ -37,16 +36,24 @@ def _quiet() -> logging.Logger:
     return logger
 
 
-def load_experiment(path: Path) -> dict[str, Any]:
-    """Parse a JSON or YAML experiment file."""
-    _quiet()
-    try:
-        experiment = parse_experiment_from_file(str(path))
-    except (chaos_exceptions.ChaosException, ValueError, OSError) as exc:
-        raise errors.ExperimentError(f"cannot load experiment: {exc}") from exc
-    if not isinstance(experiment, dict):
-        raise errors.ExperimentError("an experiment file holds a mapping (title, description, method, ...)")
-    return experiment
+def attach_log(log_path: Path | None) -> logging.Handler | None:
+    """Send Chaos Toolkit's log to ``log_path`` (redacted: activity arguments may hold secrets)."""
+    logger = _quiet()
+    if log_path is None:
+        return None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(redaction.CleaningFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
+def detach_log(handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logging.getLogger(_LOGGER_NAME).removeHandler(handler)
+        handler.close()
 
 
 def validate_experiment(experiment: Mapping[str, Any]) -> None:
@@ -117,17 +124,7 @@ class ExperimentSession:
         self, experiment: Mapping[str, Any], *, extra_vars: Mapping[str, Any], log_path: Path | None = None
     ) -> None:
         self._experiment = dict(experiment)
-        logger = _quiet()
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(log_path, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            handler.addFilter(redaction.CleaningFilter())  # activity arguments may hold secrets
-            logger.addHandler(handler)
-            logger.setLevel(logging.DEBUG)
-            self._handler: logging.Handler | None = handler
-        else:
-            self._handler = None
+        self._handler = attach_log(log_path)
         try:
             self._configuration = load_configuration(self._experiment.get("configuration") or {}, dict(extra_vars))
             self._secrets = load_secrets(self._experiment.get("secrets") or {}, self._configuration)
@@ -137,9 +134,7 @@ class ExperimentSession:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        if self._handler is not None:
-            logging.getLogger(_LOGGER_NAME).removeHandler(self._handler)
-            self._handler.close()
+        detach_log(self._handler)
 
     def _collect(self, runs: Iterable[Any]) -> StepResult:
         outcomes: list[ActivityOutcome] = []
@@ -159,13 +154,6 @@ class ExperimentSession:
             return StepResult(ok=True)
         outcomes = [_outcome(r) for r in state.get("probes", [])]
         return StepResult(ok=bool(state.get("steady_state_met")), activities=outcomes)
-
-    def run_method(self) -> StepResult:
-        """Run the method (the fault)."""
-        try:
-            return self._collect(run_activities(self._experiment, self._configuration, self._secrets, self._pool))
-        except chaos_exceptions.ChaosException as exc:
-            raise errors.ExperimentError(f"method failed: {exc}") from exc
 
     def run_rollbacks(self) -> StepResult:
         """Run the rollbacks (undo the fault)."""

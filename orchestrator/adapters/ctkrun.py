@@ -24,7 +24,6 @@ import contextvars
 import copy
 import importlib
 import json
-import logging
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,12 +35,13 @@ from chaoslib import caching, convert_vars, merge_vars
 from chaoslib import control as chaos_control
 from chaoslib import exceptions as chaos_exceptions
 from chaoslib import settings as chaos_settings
-from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
+from chaoslib.experiment import run_experiment
 from chaoslib.loader import load_experiment
 from chaoslib.run import Runner
 from chaoslib.types import Dry, Schedule, Strategy
 
-from orchestrator import errors, redaction
+from orchestrator import errors
+from orchestrator.adapters import chaostoolkit
 from orchestrator.adapters.ctkrun_control import (
     CONTROL_NAME,
     DRIVERS,
@@ -185,22 +185,6 @@ def _strategies(
     return hyp, rb
 
 
-def _attach_log(log_path: Path | None) -> logging.Handler | None:
-    logger = logging.getLogger(_LOGGER_NAME)
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    if log_path is None:
-        return None
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(redaction.CleaningFilter())  # activity arguments may hold secrets
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    return handler
-
-
 def run_experiment_with_phases(
     experiment: Mapping[str, Any],
     *,
@@ -228,12 +212,7 @@ def run_experiment_with_phases(
     to_run = copy.deepcopy(dict(experiment))
     run_settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
     if validate:
-        try:
-            ensure_experiment_is_valid(to_run)
-        except chaos_exceptions.ChaosException as exc:
-            raise errors.ExperimentError(f"invalid experiment: {exc}") from exc
-        except (TypeError, KeyError, AttributeError, ValueError) as exc:
-            raise errors.ExperimentError(f"invalid experiment: malformed structure ({exc})") from exc
+        chaostoolkit.validate_experiment(to_run)
     hyp, _ = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
     try:
         to_run["dry"] = Dry.from_string(dry) if dry else None
@@ -273,7 +252,7 @@ def _run_locked(
     log_path: Path | None,
     install_signal_handlers: bool,
 ) -> CtkOutcome:
-    handler = _attach_log(log_path)
+    handler = chaostoolkit.attach_log(log_path)
     driver = Driver(phases)
     token = uuid.uuid4().hex
     DRIVERS[token] = driver
@@ -320,9 +299,7 @@ def _run_locked(
     finally:
         chaos_control.reset_global_controls()
         DRIVERS.pop(token, None)
-        if handler is not None:
-            logging.getLogger(_LOGGER_NAME).removeHandler(handler)
-            handler.close()
+        chaostoolkit.detach_log(handler)
     journaled = journal.get("experiment")
     if isinstance(journaled, dict):  # the journal shows the experiment as given, as chaos run's does
         if had_controls:

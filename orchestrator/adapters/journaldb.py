@@ -210,14 +210,12 @@ class JournalDb:
         """One write transaction, committed (durable) when the block ends."""
         if self.read_only:
             raise errors.JournalReadOnlyError(f"the journal at {self.url} was opened read-only; cannot {what}")
-        with self._translate(what), self._engine.connect() as conn:
-            conn.execution_options(drill_write=True)
-            with conn.begin():
-                yield conn
+        with self._translate(what), sqlengines.transaction(self._engine, write=True) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[sa.Connection]:
-        with self._translate(what), self._engine.connect() as conn, conn.begin():
+        with self._translate(what), sqlengines.transaction(self._engine, write=False) as conn:
             yield conn
 
     # -- schema ------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ default when asked. URLs are shown without their password.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,16 @@ def postgresql_engine(
     return sa.create_engine(
         parsed, pool_pre_ping=True, pool_size=2, max_overflow=max_overflow, connect_args=connect_args
     )
+
+
+@contextlib.contextmanager
+def transaction(engine: sa.Engine, *, write: bool) -> Iterator[sa.Connection]:
+    """One transaction, committed when the block ends; a write takes SQLite's lock up front (``drill_write``)."""
+    with engine.connect() as conn:
+        if write:
+            conn.execution_options(drill_write=True)
+        with conn.begin():
+            yield conn
 
 
 def first_line(exc: BaseException) -> str:

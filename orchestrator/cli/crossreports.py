@@ -10,7 +10,9 @@ the window (retention: who is current; coverage: how fresh a verification must b
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from orchestrator import errors
 from orchestrator.archive import coverage as coverage_
@@ -18,6 +20,8 @@ from orchestrator.archive import indexing, windows
 from orchestrator.archive import retention as retention_
 from orchestrator.cli import context
 from orchestrator.definitions import catalog as catalog_
+
+T = TypeVar("T")
 
 DEFAULT_CATALOG = Path("drills") / "catalog"
 
@@ -38,20 +42,25 @@ def _window(args: argparse.Namespace) -> int:
     return days
 
 
+def _built(args: argparse.Namespace, build: Callable[..., T]) -> T:
+    """A cross-drill report over the archive's index (read-only), with the command line's as-of, window, catalog."""
+    as_of = windows.parse_as_of(getattr(args, "as_of", None))
+    window = _window(args)
+    catalog = _catalog(args)
+    index = indexing.open_index(context.paths(args).archive, read_only=True)
+    try:
+        return build(index, catalog, as_of=as_of, window_days=window)
+    finally:
+        index.close()
+
+
 def _days(value: int | None) -> str:
     return "never" if value is None else f"{value} d"
 
 
 def retention(args: argparse.Namespace) -> int:
     """``drill report retention``: person x failure mode, days since practice; readiness; trend."""
-    as_of = windows.parse_as_of(getattr(args, "as_of", None))
-    window = _window(args)
-    catalog = _catalog(args)
-    index = indexing.open_index(context.paths(args).archive, read_only=True)
-    try:
-        report = retention_.build(index, catalog, as_of=as_of, window_days=window)
-    finally:
-        index.close()
+    report = _built(args, retention_.build)
     if getattr(args, "json", False):
         print(report.to_json(), end="")
         return 0
@@ -83,14 +92,7 @@ def retention(args: argparse.Namespace) -> int:
 
 def coverage(args: argparse.Namespace) -> int:
     """``drill report coverage``: claimed automation against verified auto-recovery, with red flags."""
-    as_of = windows.parse_as_of(getattr(args, "as_of", None))
-    window = _window(args)
-    catalog = _catalog(args)
-    index = indexing.open_index(context.paths(args).archive, read_only=True)
-    try:
-        report = coverage_.build(index, catalog, as_of=as_of, window_days=window)
-    finally:
-        index.close()
+    report = _built(args, coverage_.build)
     if getattr(args, "json", False):
         print(report.to_json(), end="")
         return 0

