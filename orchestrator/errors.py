@@ -76,6 +76,14 @@ class MarkerConflictError(PolicyError):
     """Another run's marker is on the object: it is that run's to restore, not ours to suspend or restore."""
 
 
+class RestoreConflictError(PolicyError):
+    """Someone changed a suspended field during the drill: it is not overwritten (``drill restore --force`` does)."""
+
+
+class ObjectGoneError(PolicyError):
+    """The suspended object was deleted, or replaced by a new one, during the drill: reported, never recreated."""
+
+
 class ExperimentError(DrillError):
     """Chaos Toolkit could not load, validate or run part of an experiment."""
 
