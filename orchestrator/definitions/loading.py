@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,22 +81,62 @@ def describe(value: object) -> str:
 
 
 def _model_at(loc: Loc) -> type[pydantic.BaseModel] | None:
-    """The model class whose fields live at ``loc`` (aliases), to list the valid names."""
-    current: Any = models.Drill
+    """The model class whose fields live at ``loc`` (aliases), to list the valid names.
+
+    Where a field is a union of models (a target or policy told apart by ``kind``), the member that has the
+    next field is followed."""
+    candidates: list[Any] = [models.Drill]
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+        found: list[Any] = []
+        for current in candidates:
+            if not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
+                continue
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            if field is not None:
+                found.extend(_unwrap(field.annotation))
+        if not found:
             return None
-        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
-        if field is None:
-            return None
-        current = field.annotation
-        for _ in range(3):  # unwrap Optional[...] and list[...]
-            args = [a for a in typing.get_args(current) if a is not type(None)]
-            if args and not (isinstance(current, type) and issubclass(current, pydantic.BaseModel)):
-                current = args[0]
-    return current if isinstance(current, type) and issubclass(current, pydantic.BaseModel) else None
+        candidates = found
+    found_models = _models(candidates)
+    return found_models[0] if len(found_models) == 1 else None
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The model classes inside Annotated[...], Optional[...], list[...] and unions of models."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if (isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)) or not args:
+        return [annotation]
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _unwrap(args[0])
+    return [m for a in args for m in _unwrap(a)]
+
+
+def _models(args: Sequence[Any]) -> list[type[pydantic.BaseModel]]:
+    return [a for a in args if isinstance(a, type) and issubclass(a, pydantic.BaseModel)]
+
+
+_TAGS: dict[str, type[pydantic.BaseModel]] = {
+    **dict.fromkeys(models.KUBE_POLICY_KINDS, models.KubernetesPolicy),
+    "sandbox-autorestart": models.SandboxAutorestartPolicy,
+    "sandbox": models.SandboxTarget,
+    "kubernetes": models.KubernetesTarget,
+}
+
+
+def _untag(loc: Loc) -> tuple[Loc, type[pydantic.BaseModel] | None]:
+    """``loc`` without the union tags pydantic adds (``policies[0].hpa.name`` -> ``policies[0].name``), and the
+    model the tag names at the end of ``loc`` (for the list of valid fields)."""
+    out: list[str | int] = []
+    model: type[pydantic.BaseModel] | None = None
+    for index, part in enumerate(loc):
+        if isinstance(part, str) and part in _TAGS and (out and (isinstance(out[-1], int) or out[-1] == "target")):
+            if index == len(loc) - 2:
+                model = _TAGS[part]
+            continue
+        out.append(part)
+    return tuple(out), model
 
 
 def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
@@ -103,7 +144,7 @@ def _field_names(model: type[pydantic.BaseModel]) -> list[str]:
 
 
 def explain(error: Any) -> tuple[Loc, str]:
-    loc: Loc = tuple(error["loc"])
+    loc, tagged = _untag(tuple(error["loc"]))
     kind = error["type"]
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error":
@@ -114,7 +155,7 @@ def explain(error: Any) -> tuple[Loc, str]:
     if kind == "missing":
         return loc, "required field is missing"
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = tagged if tagged is not None and len(loc) >= 2 else _model_at(loc[:-1])
         valid = _field_names(parent) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

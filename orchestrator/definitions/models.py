@@ -28,8 +28,21 @@ from orchestrator import durations, redaction
 from orchestrator.definitions import cron, limits
 
 API_VERSION = "drill.dev/v1alpha1"
-POLICY_KINDS = ("sandbox-autorestart",)
-TARGET_KINDS = ("sandbox",)
+KUBE_POLICY_KINDS = (
+    "hpa",
+    "deployment",
+    "statefulset",
+    "cronjob",
+    "keda-scaledobject",
+    "argocd-application",
+    "flux",
+    "vpa",
+    "generic",
+)
+POLICY_KINDS = ("sandbox-autorestart", *KUBE_POLICY_KINDS)
+TARGET_KINDS = ("sandbox", "kubernetes")
+#: Namespaces a drill never touches unless its target lists them under ``allowProtected``.
+PROTECTED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 #: Longest any single timing or run may be: a drill is a working-day exercise.
 MAX_DURATION_S = 24 * 3600.0
@@ -37,6 +50,10 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_API_VERSION = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 
 _L = limits.LIMITS
 #: Lengths are checked before any pattern, so a 10,000-character name costs nothing and says "too long".
@@ -131,6 +148,156 @@ class SandboxAutorestartPolicy(_Model):
     kind: Literal["sandbox-autorestart"]
     name: Name
     description: Text = ""
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a namespace name: lowercase letters, digits and dashes, e.g. shop")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if len(value) > 253 or not _DNS_NAME.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes object name: lowercase letters, digits, '-' and '.'")
+    return value
+
+
+Namespace = Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+ObjectName = Annotated[str, Field(max_length=253), AfterValidator(_dns_name)]
+
+
+class ScaleMitigation(_Model):
+    """What the simulated responder (``--auto-respond``) does to mitigate: scale a Deployment back up."""
+
+    namespace: Namespace
+    deployment: ObjectName
+    replicas: int = Field(ge=1, le=10_000)
+
+
+class KubernetesTarget(_Model):
+    """A Kubernetes cluster: a kubeconfig context (or the in-cluster config) and the namespaces a drill may touch."""
+
+    kind: Literal["kubernetes"]
+    kubeconfig: PathText | None = Field(
+        default=None, description="Kubeconfig file; default $KUBECONFIG, else ~/.kube/config."
+    )
+    context: Name | None = Field(default=None, description="Kubeconfig context; `drill run --context` overrides.")
+    in_cluster: bool = Field(default=False, description="Use the pod's ServiceAccount instead of a kubeconfig.")
+    namespaces: list[Namespace] = Field(
+        min_length=1, max_length=_L.policies, description="Namespaces this drill may select objects in."
+    )
+    protected_namespaces: list[Namespace] = Field(
+        default_factory=list,
+        max_length=_L.policies,
+        description=f"Namespaces never touched, besides {', '.join(PROTECTED_NAMESPACES)}.",
+    )
+    allow_protected: list[Namespace] = Field(
+        default_factory=list,
+        max_length=_L.policies,
+        description="Protected namespaces this drill may touch anyway (say so explicitly, e.g. [kube-system]).",
+    )
+    mitigation: ScaleMitigation | None = Field(
+        default=None, description="What the simulated responder of `drill run --auto-respond` does to mitigate."
+    )
+
+    def protected(self) -> set[str]:
+        return (set(PROTECTED_NAMESPACES) | set(self.protected_namespaces)) - set(self.allow_protected)
+
+    @model_validator(mode="after")
+    def _namespaces(self) -> KubernetesTarget:
+        if self.in_cluster and (self.kubeconfig or self.context):
+            raise ValueError("inCluster: true uses the pod's ServiceAccount; remove kubeconfig and context")
+        refused = sorted(set(self.namespaces) & self.protected())
+        if refused:
+            raise ValueError(
+                f"namespaces: {', '.join(refused)} is protected; list it under allowProtected to drill there anyway"
+            )
+        return self
+
+
+class ObjectRef(_Model):
+    namespace: Namespace
+    name: ObjectName
+
+
+class LabelSelection(_Model):
+    labels: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="A Kubernetes label selector, e.g. 'drill.dev/remediation=true' or 'tier in (web,api)'.",
+    )
+    namespaces: list[Namespace] = Field(
+        default_factory=list, max_length=_L.policies, description="Default: every namespace of the target."
+    )
+
+
+class KubernetesPolicy(_Model):
+    """Remediation automation on Kubernetes, one object by name or many by label selector."""
+
+    kind: Literal[
+        "hpa",
+        "deployment",
+        "statefulset",
+        "cronjob",
+        "keda-scaledobject",
+        "argocd-application",
+        "flux",
+        "vpa",
+        "generic",
+    ]
+    name: Annotated[str, Field(max_length=63), AfterValidator(_dns_label)]
+    description: Text = ""
+    object: ObjectRef | None = Field(default=None, description="One object: {namespace, name}.")
+    selector: LabelSelection | None = Field(default=None, description="Every object matching a label selector.")
+    api_version: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None, description="flux and generic: the object's apiVersion, e.g. helm.toolkit.fluxcd.io/v2."
+    )
+    resource_kind: Annotated[str, Field(max_length=63)] | None = Field(
+        default=None, description="flux and generic: the object's kind, e.g. HelmRelease."
+    )
+    patch: dict[str, Any] | None = Field(
+        default=None, description="generic: the JSON merge patch that suspends it, e.g. {spec: {paused: true}}."
+    )
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str | None) -> str | None:
+        if value is not None and not _API_VERSION.match(value):
+            raise ValueError(f"{value!r} is not an apiVersion: write group/version, e.g. apps/v1")
+        return value
+
+    @field_validator("resource_kind")
+    @classmethod
+    def _resource_kind(cls, value: str | None) -> str | None:
+        if value is not None and not _KIND.match(value):
+            raise ValueError(f"{value!r} is not a kind: write it as the API does, e.g. HelmRelease")
+        return value
+
+    @model_validator(mode="after")
+    def _selection(self) -> KubernetesPolicy:
+        if (self.object is None) == (self.selector is None):
+            raise ValueError("give exactly one of object: {namespace, name} or selector: {labels: ...}")
+        custom = self.kind in ("flux", "generic")
+        if not custom and (self.api_version or self.resource_kind):
+            raise ValueError(f"apiVersion/resourceKind: only for kinds flux and generic; {self.kind} knows its own")
+        if self.kind == "generic":
+            if not (self.api_version and self.resource_kind):
+                raise ValueError("generic: give apiVersion and resourceKind of the objects to suspend")
+            if not self.patch:
+                raise ValueError("patch: a generic policy needs the JSON merge patch that suspends it")
+            if set(self.patch) & {"metadata", "apiVersion", "kind", "status"}:
+                raise ValueError("patch: may change spec fields (or data), not metadata, apiVersion, kind or status")
+        elif self.patch is not None:
+            raise ValueError(f"patch: only for kind generic; {self.kind} has its own knob")
+        if bool(self.api_version) != bool(self.resource_kind):
+            raise ValueError("apiVersion and resourceKind go together")
+        return self
+
+    def namespaces(self, target: KubernetesTarget) -> list[str]:
+        if self.object is not None:
+            return [self.object.namespace]
+        assert self.selector is not None
+        return list(self.selector.namespaces or target.namespaces)
 
 
 class ExperimentRef(_Model):
@@ -277,8 +444,10 @@ class Schedule(_Model):
 
 class Spec(_Model):
     mode: Mode
-    target: SandboxTarget
-    policies: list[SandboxAutorestartPolicy] = Field(default_factory=list, max_length=_L.policies)
+    target: Annotated[SandboxTarget | KubernetesTarget, Field(discriminator="kind")]
+    policies: list[Annotated[SandboxAutorestartPolicy | KubernetesPolicy, Field(discriminator="kind")]] = Field(
+        default_factory=list, max_length=_L.policies
+    )
     experiment: ExperimentRef
     failure_mode: Annotated[str, Field(max_length=256)] | None = Field(
         default=None, description="Catalog id of the failure mode this drill exercises."
@@ -325,6 +494,7 @@ class Spec(_Model):
         dupes = sorted({n for n in policy_names if policy_names.count(n) > 1})
         if dupes:
             raise ValueError(f"policies: duplicate name(s) {', '.join(dupes)}; give each policy its own name")
+        self._policies_fit_target()
         if self.mode is Mode.NO_AUTOMATION:
             if not self.policies:
                 raise ValueError("policies: a no-automation drill suspends at least one policy")
@@ -341,6 +511,31 @@ class Spec(_Model):
         if self.detection.hold_window >= self.guardrails.max_duration:
             raise ValueError("detection.holdWindow: must be shorter than guardrails.maxDuration")
         return self
+
+    def _policies_fit_target(self) -> None:
+        target = self.target
+        for index, policy in enumerate(self.policies):
+            if isinstance(target, SandboxTarget) != isinstance(policy, SandboxAutorestartPolicy):
+                raise ValueError(
+                    f"policies[{index}].kind: {policy.kind} does not apply to a {target.kind} target; "
+                    + (
+                        "the sandbox has one policy, sandbox-autorestart"
+                        if isinstance(target, SandboxTarget)
+                        else f"use one of {', '.join(KUBE_POLICY_KINDS)}"
+                    )
+                )
+            if isinstance(policy, KubernetesPolicy) and isinstance(target, KubernetesTarget):
+                for ns in policy.namespaces(target):
+                    if ns in target.protected():
+                        raise ValueError(
+                            f"policies[{index}]: namespace {ns} is protected; list it under "
+                            "target.allowProtected to drill there anyway"
+                        )
+                    if ns not in target.namespaces:
+                        raise ValueError(
+                            f"policies[{index}]: namespace {ns} is not one of the target's namespaces "
+                            f"({', '.join(target.namespaces)}); add it to target.namespaces"
+                        )
 
 
 class Drill(_Model):
