@@ -40,7 +40,9 @@ def plan(args: argparse.Namespace) -> int:
 
     loaded = loading.load_drill(args.file)
     paths = context.paths(args)
-    target = registry.from_spec(loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home)
+    target = registry.from_spec(
+        loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home, context=getattr(args, "context", None)
+    )
     result = planning.make_plan(loaded, target, restore_grace_s=settings.Timing().restore_grace_s)
     print(f"drill {result.drill} ({result.mode}) on {result.target}")
     if result.target_problem:

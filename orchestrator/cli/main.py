@@ -87,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         "orchestrator.cli.definitions:plan",
         "Show what a run would do: each policy and its current value, the fault, the deadline, what "
         "will be restored. Reads only.",
-        "  drill plan drills/examples/sandbox-no-automation.yaml",
+        "  drill plan drills/examples/sandbox-no-automation.yaml\n"
+        "  drill plan drills/kubernetes/no-automation.yaml --context staging",
     )
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--context", metavar="NAME", help="Kubernetes targets: the kubeconfig context to use instead")
 
     p = _add(
         sub,
@@ -113,7 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
         "delays from the moment the fault is active",
     )
     p.add_argument("--plain", action="store_true", help="print events line by line instead of the live view")
-    ctk = p.add_argument_group("Chaos Toolkit options (as `chaos run` takes them)")
+    p.add_argument(
+        "--context", metavar="NAME", help="Kubernetes targets: the kubeconfig context (overrides spec.target.context)"
+    )
+    ctk = p.add_argument_group(
+        "Chaos Toolkit options (as `chaos run` takes them)",
+        "These override the drill file's spec.experiment.chaos: --var per key over its vars, --var-file files\n"
+        "read after its varFiles (every var still wins over every var file, as with chaos run), --settings,\n"
+        "--dry and the strategies instead of its own.",
+    )
     ctk.add_argument(
         "--var", action="append", default=[], metavar="KEY[:TYPE]=VALUE", help="a configuration value; repeatable"
     )
@@ -125,12 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     ctk.add_argument(
         "--hypothesis-strategy",
         choices=["default", "before-method-only", "after-method-only", "during-method-only", "continuously", "skip"],
-        help="when the steady-state hypothesis is checked (default: the experiment's runtime block, else default)",
+        help="when the steady-state hypothesis is checked (default: the drill file's, else the experiment's "
+        "runtime block)",
     )
     ctk.add_argument(
         "--rollback-strategy",
         choices=["default", "always", "never", "deviated"],
-        help="when rollbacks are played (default: the experiment's runtime block, else default)",
+        help="when rollbacks are played (default: the drill file's, else the experiment's runtime block)",
     )
 
     p = _add(
@@ -180,13 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Restore automation a run suspended, from the journal (and markers), verified by reading back. "
         "Use after a crash or a killed `drill run`.",
         "  drill restore my-drill-20261129-101500-ab12\n  drill restore --expired\n"
+        "  drill restore --expired --kubeconfig ~/.kube/config --context prod   # no journal here: the markers\n"
         "  drill restore my-drill-20261129-101500-ab12 --from-markers   # the journal is lost or damaged\n\n"
         "exit status: 0 restored (or nothing to restore), 1 refused (the run is alive, or another restore\n"
         "took it over first), 5 automation NOT restored, 6 restored and verified but not everything recorded.",
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
     p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")
-    p.add_argument("--force", action="store_true", help="take the run over even though its process still heartbeats")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="take the run over even though its process still heartbeats, and overwrite suspended fields "
+        "that someone changed during the drill (a restore refuses to clobber them without it)",
+    )
     p.add_argument(
         "--from-markers",
         action="store_true",
@@ -196,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", dest="marker_target", metavar="KEY", help="where to look for markers, e.g. sandbox:/path"
     )
     p.add_argument("--drill", metavar="FILE", help="look for markers on this drill file's target")
+    kube = p.add_argument_group("Kubernetes (restore from the markers in a cluster, no journal needed)")
+    kube.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    kube.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    kube.add_argument(
+        "--in-cluster", action="store_true", help="use the pod's ServiceAccount (the restore CronJob does)"
+    )
 
     p = _add(
         sub,

@@ -60,7 +60,9 @@ def restore_run(
             f"another process took run {run.run_id} over first ({exc}); it restores the run: "
             f"`drill status {run.run_id}` shows how it ends"
         ) from None
-    report = recovery.finish_orphaned_run(journal, run, token=token, clock=clock, actor=ACTOR, reason=reason)
+    report = recovery.finish_orphaned_run(
+        journal, run, token=token, clock=clock, actor=ACTOR, reason=reason, force=args.force
+    )
     _print(run.run_id, report)
     problems: list[str] = []
     if run.state.active:
@@ -92,11 +94,20 @@ def _targets(args: argparse.Namespace, journal: journal_base.JournalStore | None
     keys: list[str] = []
     if args.marker_target:
         keys.append(args.marker_target)
+    if args.in_cluster:
+        keys.append("kubernetes:in-cluster")
+    elif args.kubeconfig or args.context:
+        from orchestrator.targets import kubernetes
+
+        keys.append(kubernetes.KubernetesTarget.from_flags(kubeconfig=args.kubeconfig, context=args.context).key)
     if args.drill:
         from orchestrator.definitions import loading
 
         spec = loading.parse_drill(Path(args.drill))[0].spec
-        keys.append(registry.from_spec(spec.target, default_sandbox_home=context.paths(args).sandbox_home).key)
+        target = registry.from_spec(
+            spec.target, default_sandbox_home=context.paths(args).sandbox_home, context=args.context
+        )
+        keys.append(target.key)
     if not keys:
         if journal is not None:
             keys.extend(r.target_key for r in journal.list_runs(limit=100_000))
@@ -111,7 +122,7 @@ def _targets(args: argparse.Namespace, journal: journal_base.JournalStore | None
         problem = target.check_reachable()
         if problem is None:
             targets.append(target)
-        elif args.marker_target or args.drill:
+        elif args.marker_target or args.drill or args.kubeconfig or args.context or args.in_cluster:
             print(f"drill: {problem}", file=sys.stderr)
     return targets
 
@@ -121,7 +132,9 @@ def _from_markers(args: argparse.Namespace, journal: journal_base.JournalStore |
     code = 0
     found = False
     for target in _targets(args, journal):
-        report = markers.restore_from_markers(target, run_id=run_id, now=now, expired_only=run_id is None)
+        report = markers.restore_from_markers(
+            target, run_id=run_id, now=now, expired_only=run_id is None, force=args.force
+        )
         for line in report.restored:
             found = True
             print(f"restored and verified from its marker: {line}")

@@ -32,10 +32,15 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
             print(f"drill: {exc}", file=sys.stderr)
             return 2
     loaded = loading.load_drill(drill_file)
-    chaos = _chaos_options(args)
+    chaos = _chaos_options(args, loaded)
     paths = context.paths(args)
     journal = context.journal(args)
-    target = registry.from_spec(loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home)
+    target = registry.from_spec(
+        loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home, context=getattr(args, "context", None)
+    )
+    prepare = getattr(target, "prepare_experiment", None)
+    if prepare is not None:
+        prepare()  # chaostoolkit-kubernetes: this target's kubeconfig and context, explicitly
     view = live.make_view(loaded.drill.metadata.name, plain=args.plain)
     try:
         run = engine.Engine(
@@ -60,26 +65,36 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
     return result.exit_code
 
 
-def _chaos_options(args: argparse.Namespace) -> engine_options.ChaosOptions:
-    """``chaos run``'s options from the command line; bad ones are usage errors, before anything runs."""
+def _chaos_options(args: argparse.Namespace, loaded: loading.LoadedDrill) -> engine_options.ChaosOptions:
+    """``chaos run``'s options: the drill file's ``spec.experiment.chaos``, then the command line's over them.
+
+    As if the file's options were typed before the command line's: ``--var`` keys override the file's
+    ``vars``, ``--var-file`` files are read after its ``varFiles`` (every var still wins over every var
+    file, as with ``chaos run``), and ``--settings``, ``--dry`` and the strategies replace the file's.
+    Bad options are usage errors, before anything runs.
+    """
     from orchestrator.adapters import ctkrun
     from orchestrator.run import engine
 
-    var_files = tuple(Path(f) for f in getattr(args, "var_file", None) or [])
-    for path in var_files:
+    in_file = loaded.drill.spec.experiment.chaos
+    file_var_files, file_settings = loading.chaos_files(loaded.path, in_file)
+    cli_var_files = tuple(Path(f) for f in getattr(args, "var_file", None) or [])
+    for path in cli_var_files:
         if not path.is_file():
             raise errors.ExperimentError(f"--var-file {path}: no such file")
     settings_file = getattr(args, "settings", None)
     if settings_file and not Path(settings_file).is_file():
         raise errors.ExperimentError(f"--settings {settings_file}: no such file")
+    settings_path = Path(settings_file) if settings_file else file_settings
+    var_files = (*file_var_files, *cli_var_files)
     return engine.ChaosOptions(
-        variables=ctkrun.parse_vars(getattr(args, "var", None) or []),
+        variables={**in_file.vars, **ctkrun.parse_vars(getattr(args, "var", None) or [])},
         var_files=var_files,
         var_file_values=ctkrun.read_var_files(var_files) if var_files else {},
-        settings=ctkrun.load_settings_file(Path(settings_file)) if settings_file else None,
-        dry=getattr(args, "dry", None),
-        hypothesis_strategy=getattr(args, "hypothesis_strategy", None),
-        rollback_strategy=getattr(args, "rollback_strategy", None),
+        settings=ctkrun.load_settings_file(settings_path) if settings_path else None,
+        dry=getattr(args, "dry", None) or in_file.dry,
+        hypothesis_strategy=getattr(args, "hypothesis_strategy", None) or in_file.hypothesis_strategy,
+        rollback_strategy=getattr(args, "rollback_strategy", None) or in_file.rollback_strategy,
     )
 
 

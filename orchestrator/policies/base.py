@@ -99,10 +99,12 @@ class Suspender(Protocol):
         """Read back: is it suspended and marked by this run, on the object that was claimed?"""
         ...
 
-    def restore(self, original: dict[str, Any], *, run_id: str) -> None:
+    def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
         """Put ``original`` back and remove this run's marker, in one step. Idempotent; no marker: nothing to do.
 
         Never clobbers another run's marker or value: raises ``errors.MarkerConflictError`` naming the holder.
+        Where someone else changed a suspended field meanwhile, ``errors.RestoreConflictError`` and nothing
+        written, unless ``force`` (the person running ``drill restore --force`` decided to overwrite it).
         """
         ...
 

@@ -103,7 +103,8 @@ class SandboxAutorestart:
         self._check_instance(status, expected, run_id=run_id, error=errors.PolicyError)
         return ours and not status.autorestart
 
-    def restore(self, original: dict[str, Any], *, run_id: str) -> None:
+    def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
+        # force changes nothing here: the supervisor's one field has no concurrent writer but drill
         instance = str(original.get("instance") or self._claimed.get(run_id, ""))
         try:
             self._client.release(

@@ -28,7 +28,7 @@ class MarkerRestoreReport:
 
 
 def restore_from_markers(
-    target: target_base.Target, *, run_id: str | None, now: float, expired_only: bool
+    target: target_base.Target, *, run_id: str | None, now: float, expired_only: bool, force: bool = False
 ) -> MarkerRestoreReport:
     """Restore each drill marker's ``original`` on ``target`` and read it back.
 
@@ -48,16 +48,16 @@ def restore_from_markers(
         elif run_id is None and expired_only and marker.deadline_at > now:
             report.skipped.append(f"{label}: deadline not reached ({marker.deadline_at - now:.0f}s left); left alone")
         else:
-            ok, detail = _restore_one(target, marker)
+            ok, detail = _restore_one(target, marker, force=force)
             (report.restored if ok else report.failed).append(f"{label}: {detail}")
     return report
 
 
-def _restore_one(target: target_base.Target, marker: policy_base.Marker) -> tuple[bool, str]:
+def _restore_one(target: target_base.Target, marker: policy_base.Marker, *, force: bool) -> tuple[bool, str]:
     try:
         suspender = target.suspender(marker.kind, marker.policy)
         expected = suspender.describe(marker.original)
-        suspender.restore(marker.original, run_id=marker.run_id)
+        suspender.restore(marker.original, run_id=marker.run_id, force=force)
         if suspender.verify_restored(marker.original, run_id=marker.run_id):
             return True, f"restored {expected} from the marker, verified"
         now_text = suspender.describe(suspender.snapshot())

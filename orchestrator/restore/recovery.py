@@ -126,13 +126,23 @@ def finish_orphaned_run(
     actor: str,
     reason: str,
     target_for: Callable[[str], target_base.Target] = registry.from_key,
+    force: bool = False,
 ) -> restoring.RestoreReport:
-    """Restore every policy (first), then roll the fault back, of a run this process has taken over."""
+    """Restore every policy (first), then roll the fault back, of a run this process has taken over.
+
+    ``force``: overwrite suspended fields someone changed during the drill (``drill restore --force``)."""
     trigger = f"{actor}: {reason}"
     suspensions = journal.suspensions(run.run_id, unrestored=True)
     rollback = needs_rollback(journal, run.run_id)
     report = restoring.restore_suspensions(
-        journal, suspensions, clock=clock, actor=actor, trigger=trigger, token=token, target_for=target_for
+        journal,
+        suspensions,
+        clock=clock,
+        actor=actor,
+        trigger=trigger,
+        token=token,
+        target_for=target_for,
+        force=force,
     )
     writer = restoring.TolerantJournal(journal, token=token, errors_out=report.journal_errors)
     if run.state.active and run.state not in (S.ABORTING, S.RESTORING, S.REPORTING):

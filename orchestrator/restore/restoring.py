@@ -103,8 +103,9 @@ def restore_suspension(
     actor: str,
     trigger: str,
     hooks_dir: Path | None = None,
-) -> records.SuspensionState:
-    """Restore one policy to its prior value and verify it; returns the state it ended in."""
+    force: bool = False,
+) -> tuple[records.SuspensionState, str]:
+    """Restore one policy to its prior value and verify it; returns the state it ended in and why."""
     suspender = target.suspender(suspension.kind, suspension.policy)
     started = clock.now()
     prior = _prior_to_restore(suspension, target)
@@ -126,7 +127,7 @@ def restore_suspension(
                 verified=True,
             ),
         )
-        return SS.NOT_CLAIMED
+        return SS.NOT_CLAIMED, "never claimed"
     writer.update(
         suspension,
         SS.RESTORING,
@@ -146,7 +147,7 @@ def restore_suspension(
     if hooks_dir is not None:
         hooks.pause_point("restoring", run_id=suspension.run_id, hooks_dir=hooks_dir)
     try:
-        suspender.restore(prior, run_id=suspension.run_id)
+        suspender.restore(prior, run_id=suspension.run_id, force=force)
         verified = suspender.verify_restored(prior, run_id=suspension.run_id)
         detail = "read back as " + suspender.describe(suspender.snapshot())
     except Exception as exc:  # any failure of one policy must not stop the others
@@ -171,7 +172,7 @@ def restore_suspension(
             verified=verified,
         ),
     )
-    return state
+    return state, detail
 
 
 def restore_suspensions(
@@ -185,6 +186,7 @@ def restore_suspensions(
     hooks_dir: Path | None = None,
     target_for: Callable[[str], target_base.Target] = registry.from_key,
     on_done: Callable[[str, records.SuspensionState], None] | None = None,
+    force: bool = False,
 ) -> RestoreReport:
     """Restore ``suspensions`` in the reverse order of suspension; every one is tried whatever the others do."""
     report = RestoreReport()
@@ -193,8 +195,15 @@ def restore_suspensions(
         label = f"{suspension.policy} ({suspension.kind})"
         try:
             target = target_for(suspension.target_key)
-            state = restore_suspension(
-                writer, suspension, target, clock=clock, actor=actor, trigger=trigger, hooks_dir=hooks_dir
+            state, detail = restore_suspension(
+                writer,
+                suspension,
+                target,
+                clock=clock,
+                actor=actor,
+                trigger=trigger,
+                hooks_dir=hooks_dir,
+                force=force,
             )
         except errors.OwnershipLostError:
             raise
@@ -218,7 +227,7 @@ def restore_suspensions(
         elif state is SS.NOT_CLAIMED:
             report.not_claimed.append(label)
         else:
-            report.failed.append(label)
+            report.failed.append(f"{label}: {detail}")
         if on_done is not None:
             on_done(label, state)
     return report

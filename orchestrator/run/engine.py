@@ -35,6 +35,7 @@ from orchestrator.adapters import chaostoolkit, ctkrun
 from orchestrator.clock import Clock
 from orchestrator.definitions import loading, models
 from orchestrator.journal import base as journal_base
+from orchestrator.policies import base as policy_base
 from orchestrator.restore import recovery, restoring
 from orchestrator.run import (
     autorespond,
@@ -167,6 +168,7 @@ class Engine:
         self.taken_over: str | None = None
         self.timed_out = False
         self.flags = _Flags()
+        self.units: list[policy_base.Suspender] = []  # what preflight selected, suspended in this order
         self._watch_stop = threading.Event()
         self._restoring = False
         self._seen_seq = 0  # the last event the observer was shown
@@ -287,6 +289,7 @@ class Engine:
         while not self._watch_stop.wait(self.timing.abort_poll_s):
             try:
                 if time.monotonic() - last_beat >= self.timing.heartbeat_s:
+                    self.target.renew_lock(run_id=self.run_id)
                     self.journal.heartbeat(self.run_id, token=self.token, at=self.clock.now())
                     last_beat = time.monotonic()
                 if not self.stop.is_set():
@@ -318,14 +321,16 @@ class Engine:
             except Exception as exc:
                 checks.append(preflight.Check("experiment", False, _reason(exc, "cannot load the experiment")))
             if session is not None:
-                checks = preflight.run_checks(
+                outcome = preflight.run_checks(
                     self.loaded,
                     self.target,
                     self.journal,
                     run_id=self.run_id,
                     now=self.clock.now(),
+                    deadline_at=self.deadline_at,
                     steady_state=session,
                 )
+                checks, self.units = outcome.checks, outcome.units
             if self.stop.is_set():
                 checks.append(preflight.Check("not interrupted", False, f"{self.abort_reason} before any change"))
             for event in preflight.as_events(checks, run_id=self.run_id, at=self.clock.now()):
@@ -365,6 +370,7 @@ class Engine:
             self.journal.finish(self.run_id, outcome=records.Outcome.FAILED, report_dir=None, at=at, token=self.token)
         with contextlib.suppress(Exception):
             self.journal.unlock_target(self.target.key, run_id=self.run_id)
+        self.target.unlock(run_id=self.run_id)
 
     def _mutating_phases(self, session: Session) -> RunResult:
         """chaoslib runs the experiment in a worker; this thread suspends, responds and restores."""
@@ -509,10 +515,10 @@ class Engine:
         )
 
     def _suspend_all(self) -> None:
-        for policy in self.spec.policies:
+        for unit in self.units:
             if self.stop.is_set():
                 return
-            self.suspensions.suspend(policy.name, policy.kind)
+            self.suspensions.suspend(unit)
 
     # -- restore first, then everything else ---------------------------------------------------------
 
@@ -590,6 +596,7 @@ class Engine:
             extra_files={"journal.json": self.flags.ctk_journal} if self.flags.ctk_journal else None,
         )
         problems.extend(finished.problems)
+        self.target.unlock(run_id=self.run_id)
         self._replay_to_observer()
         report_dir = str(finished.report_dir) if finished.report_dir else None
         result = self._result(finished.outcome, report_dir, report, problems)

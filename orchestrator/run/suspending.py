@@ -53,10 +53,10 @@ class Suspensions:
     def __bool__(self) -> bool:
         return bool(self.claimed)
 
-    def suspend(self, name: str, kind: str) -> None:
-        """Suspend one policy; ClaimRefusedError when it is the first and another run holds it."""
+    def suspend(self, suspender: policy_base.Suspender) -> None:
+        """Suspend one unit (a policy's object); ClaimRefusedError when it is the first and another run holds it."""
         ctx = self.ctx
-        suspender = ctx.target.suspender(kind, name)
+        name, kind = suspender.name, suspender.kind
         started = ctx.clock.now()
         intent = records.SuspensionRecord(
             run_id=ctx.run_id,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from orchestrator.definitions import models
 from orchestrator.policies import base
+
+Policy = models.SandboxAutorestartPolicy | models.KubernetesPolicy
 
 
 class Target(Protocol):
@@ -24,7 +28,29 @@ class Target(Protocol):
         ...
 
     def suspender(self, kind: str, name: str) -> base.Suspender:
-        """The suspender for one policy on this target."""
+        """The suspender for one suspension unit, from what the journal or a marker stored (kind, unit name)."""
+        ...
+
+    def units(self, policy: Policy) -> list[base.Suspender]:
+        """The suspension units of one policy of a drill file, in order: one per object it selects.
+
+        Raises ``errors.PolicyError`` / ``errors.TargetError`` when the selection cannot be made."""
+        ...
+
+    def lock(self, *, run_id: str, deadline_at: float) -> str | None:
+        """Take the target's own lock for ``run_id`` (beside the journal's): None when held, else who holds it."""
+        ...
+
+    def renew_lock(self, *, run_id: str) -> None:
+        """Keep the lock alive (called with the run's heartbeat); never raises."""
+        ...
+
+    def unlock(self, *, run_id: str) -> None:
+        """Free the lock if ``run_id`` holds it; never raises."""
+        ...
+
+    def preflight(self, suspenders: Sequence[base.Suspender]) -> list[str]:
+        """Every problem that would make a suspension fail, found without changing anything."""
         ...
 
     def marked(self) -> list[base.Marker]:

@@ -9,7 +9,17 @@ from orchestrator.definitions import models
 from orchestrator.targets import base, sandbox
 
 
-def from_spec(target: models.SandboxTarget, *, default_sandbox_home: Path) -> base.Target:
+def from_spec(
+    target: models.SandboxTarget | models.KubernetesTarget,
+    *,
+    default_sandbox_home: Path,
+    context: str | None = None,
+) -> base.Target:
+    """The target a drill file names; ``context`` (``--context``) overrides a Kubernetes target's context."""
+    if isinstance(target, models.KubernetesTarget):
+        from orchestrator.targets import kubernetes  # the kubernetes client loads only for Kubernetes drills
+
+        return kubernetes.KubernetesTarget.from_spec(target, context=context)
     home = Path(target.home).expanduser() if target.home else default_sandbox_home
     return sandbox.SandboxTarget(home)
 
@@ -18,4 +28,8 @@ def from_key(key: str) -> base.Target:
     kind, _, where = key.partition(":")
     if kind == "sandbox" and where:
         return sandbox.SandboxTarget(Path(where))
+    if kind == "kubernetes" and where:
+        from orchestrator.targets import kubernetes
+
+        return kubernetes.KubernetesTarget(kubernetes.ref_from_key(key))
     raise errors.TargetError(f"unknown target {key!r} in the journal")

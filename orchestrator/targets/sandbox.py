@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from orchestrator import errors
+from orchestrator.definitions import models
 from orchestrator.policies import base
 from orchestrator.policies import sandbox as sandbox_policy
 from orchestrator.sandbox import control
@@ -41,6 +43,21 @@ class SandboxTarget:
         if kind != sandbox_policy.SandboxAutorestart.kind:
             raise errors.PolicyError(f"policy kind {kind!r} does not apply to the sandbox target")
         return sandbox_policy.SandboxAutorestart(self.client, name=name)
+
+    def units(self, policy: models.SandboxAutorestartPolicy | models.KubernetesPolicy) -> list[base.Suspender]:
+        return [self.suspender(policy.kind, policy.name)]
+
+    def lock(self, *, run_id: str, deadline_at: float) -> str | None:
+        return None  # one folder on one machine: the journal's target lock is the lock
+
+    def renew_lock(self, *, run_id: str) -> None:
+        return None
+
+    def unlock(self, *, run_id: str) -> None:
+        return None
+
+    def preflight(self, suspenders: Sequence[base.Suspender]) -> list[str]:
+        return []
 
     def marked(self) -> list[base.Marker]:
         try:

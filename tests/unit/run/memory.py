@@ -55,7 +55,8 @@ class MemoryTarget:
     key: str = "memory:test"
     policies: dict[str, Policy] = field(default_factory=dict)
     healthy: bool = True
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+    locked_by: str | None = None
 
     def check_reachable(self) -> str | None:
         return None
@@ -75,6 +76,25 @@ class MemoryTarget:
     def simulate_mitigation(self) -> str:
         self.healthy = True
         return "restarted it"
+
+    def units(self, policy: Any) -> list[base.Suspender]:
+        return [self.suspender(policy.kind, policy.name)]
+
+    def lock(self, *, run_id: str, deadline_at: float) -> str | None:
+        if self.locked_by not in (None, run_id):
+            return f"run {self.locked_by}"
+        self.locked_by = run_id
+        return None
+
+    def renew_lock(self, *, run_id: str) -> None:
+        return None
+
+    def unlock(self, *, run_id: str) -> None:
+        if self.locked_by == run_id:
+            self.locked_by = None
+
+    def preflight(self, suspenders: Any) -> list[str]:
+        return []
 
 
 class MemorySuspender:
@@ -98,7 +118,7 @@ class MemorySuspender:
         return self.policy.marker
 
     def claim(self, marker: base.Marker) -> dict[str, Any]:
-        with self.target.lock:
+        with self.target.mutex:
             if self.policy.fail_claim:
                 raise errors.PolicyError(f"{self.name}: claim failed")
             if self.policy.taken_at_claim is not None:
@@ -122,7 +142,7 @@ class MemorySuspender:
     def verify_suspended(self, *, run_id: str) -> bool:
         return not self.policy.value and self.policy.marker is not None and self.policy.marker.run_id == run_id
 
-    def restore(self, original: dict[str, Any], *, run_id: str) -> None:
+    def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
         if self.policy.fail_restore:
             raise errors.PolicyError(f"{self.name}: the API refused the restore")
         if self.policy.marker is not None and self.policy.marker.run_id != run_id:

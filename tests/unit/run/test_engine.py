@@ -222,7 +222,7 @@ def test_one_failing_suspender_does_not_stop_the_others(tmp_path: Path, journal:
     target.policies["p1"].fail_restore = True
     result = make_engine(tmp_path, journal, target).run()
     assert result.exit_code == engine.ExitCode.NOT_RESTORED
-    assert result.failed == ("p1 (sandbox-autorestart)",)
+    assert result.failed == ("p1 (sandbox-autorestart): p1: the API refused the restore",)
     assert target.policies["p0"].value and target.policies["p0"].marker is None
     assert target.policies["p2"].value and target.policies["p2"].marker is None
     states = {s.policy: s.state for s in journal.suspensions(result.run_id)}

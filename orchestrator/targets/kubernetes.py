@@ -1,0 +1,262 @@
+"""A Kubernetes cluster as a drill target: one kubeconfig context (or the in-cluster config) and its namespaces.
+
+Each policy of a drill file selects objects, by name or by label selector across the allowed namespaces; every
+object is one suspension unit (``policies.kubernetes.unit_name``). The target's own lock is a
+``coordination.k8s.io`` Lease per allowed namespace, held and renewed by the run, so two runs from two machines
+with two journals still cannot drill the same namespaces at once. Preflight asks the API server, without
+changing anything, whether each suspension is permitted (SelfSubjectAccessReview) and accepted (server-side
+dry run: schema validation and admission webhooks speak before any write).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors, redaction
+from orchestrator.adapters import kube
+from orchestrator.definitions import models
+from orchestrator.policies import base
+from orchestrator.policies import kubernetes as kpol
+
+LEASE_NAME = "drill-lock"
+LEASE_S = 30
+"""A dead holder's Lease is free this long after its last renewal (the run renews it every heartbeat)."""
+
+
+def key_for(ref: kube.KubeConfigRef) -> str:
+    if ref.in_cluster:
+        return "kubernetes:in-cluster"
+    return f"kubernetes:{ref.kubeconfig or ''}#{ref.context or ''}"
+
+
+def ref_from_key(key: str) -> kube.KubeConfigRef:
+    where = key.removeprefix("kubernetes:")
+    if where == "in-cluster":
+        return kube.KubeConfigRef(kubeconfig=None, context=None, in_cluster=True)
+    path, _, context = where.rpartition("#")
+    return kube.KubeConfigRef(kubeconfig=path or None, context=context or None)
+
+
+def default_kubeconfig() -> str:
+    first = (os.environ.get("KUBECONFIG") or "").split(os.pathsep)[0]
+    return str(Path(first or "~/.kube/config").expanduser().resolve())
+
+
+class KubernetesTarget:
+    def __init__(
+        self,
+        ref: kube.KubeConfigRef,
+        *,
+        namespaces: Sequence[str] = (),
+        mitigation: models.ScaleMitigation | None = None,
+    ) -> None:
+        if not ref.in_cluster:
+            ref = kube.KubeConfigRef(
+                kubeconfig=str(Path(ref.kubeconfig).expanduser().resolve()) if ref.kubeconfig else default_kubeconfig(),
+                context=ref.context,
+            )
+        self.ref = ref
+        self.key = key_for(ref)
+        self.namespaces = sorted(set(namespaces))
+        self.mitigation = mitigation
+        self._api: kube.KubeApi | None = None
+        self._leases: list[str] = []
+
+    @classmethod
+    def from_spec(cls, spec: models.KubernetesTarget, *, context: str | None = None) -> KubernetesTarget:
+        ref = kube.KubeConfigRef(kubeconfig=spec.kubeconfig, context=context or spec.context, in_cluster=spec.in_cluster)
+        return cls(ref, namespaces=spec.namespaces, mitigation=spec.mitigation)
+
+    @classmethod
+    def from_flags(cls, *, kubeconfig: str | None, context: str | None) -> KubernetesTarget:
+        """The whole cluster of a kubeconfig context (``drill restore --expired --kubeconfig F --context C``)."""
+        return cls(kube.KubeConfigRef(kubeconfig=kubeconfig, context=context))
+
+    @property
+    def api(self) -> kube.KubeApi:
+        if self._api is None:
+            self._api = self.ref.load()
+        return self._api
+
+    # -- the Target protocol ---------------------------------------------------------------------------
+
+    def check_reachable(self) -> str | None:
+        try:
+            self.api.server_version()
+        except errors.DrillError as exc:
+            return f"Kubernetes API of {self.ref.describe()} unreachable: {exc}"
+        return None
+
+    def check_permissions(self) -> str | None:
+        return None  # asked per object in preflight(), where the objects are known
+
+    def experiment_vars(self) -> dict[str, Any]:
+        vars_: dict[str, Any] = {"kube_namespaces": ",".join(self.namespaces)}
+        if self.namespaces:
+            vars_["kube_namespace"] = self.namespaces[0]
+        if not self.ref.in_cluster:
+            vars_["kubeconfig"] = self.ref.kubeconfig or ""
+            vars_["kube_context"] = self.ref.context or ""
+        return vars_
+
+    def prepare_experiment(self) -> None:
+        """Point chaostoolkit-kubernetes at this target's kubeconfig and context.
+
+        chaosk8s builds its client from ``$KUBECONFIG`` (read once, when the kubernetes package is imported)
+        and ``$KUBERNETES_CONTEXT``; the experiment runs in this process, so both are set here, explicitly.
+        """
+        if self.ref.in_cluster:
+            os.environ["CHAOSTOOLKIT_IN_POD"] = "true"
+            return
+        kube.point_default_config(self.ref.kubeconfig or default_kubeconfig())
+        if self.ref.context:
+            os.environ["KUBERNETES_CONTEXT"] = self.ref.context
+        else:
+            os.environ.pop("KUBERNETES_CONTEXT", None)
+
+    def suspender(self, kind: str, name: str) -> base.Suspender:
+        try:
+            _, ref = kpol.parse_unit(name)
+        except ValueError as exc:
+            raise errors.PolicyError(f"{name!r} is not a Kubernetes suspension unit: {exc}") from None
+        return kpol.KubeSuspender(self.api, policy_kind=kind, unit=name, ref=ref)
+
+    def units(self, policy: models.SandboxAutorestartPolicy | models.KubernetesPolicy) -> list[base.Suspender]:
+        if not isinstance(policy, models.KubernetesPolicy):
+            raise errors.PolicyError(f"policy {policy.name}: kind {policy.kind} does not apply to a Kubernetes target")
+        api_version, kind = kpol.object_type(policy.kind, policy.api_version, policy.resource_kind)
+        try:
+            self.api.resource(api_version, kind)
+        except kube.KubeNotFound as exc:
+            raise errors.PolicyError(f"policy {policy.name}: {exc}; is its CRD installed?") from None
+        refs: list[kpol.ObjectRef] = []
+        if policy.object is not None:
+            ns, name = policy.object.namespace, policy.object.name
+            if self.api.get(api_version, kind, ns, name) is None:
+                raise errors.PolicyError(f"policy {policy.name}: {kind} {ns}/{name} not found")
+            refs.append(kpol.ObjectRef(api_version, kind, ns, name))
+        else:
+            assert policy.selector is not None
+            for ns in sorted(policy.selector.namespaces or self.namespaces):
+                for obj in self.api.list(api_version, kind, namespace=ns, label_selector=policy.selector.labels):
+                    refs.append(kpol.ObjectRef(api_version, kind, ns, str(obj["metadata"]["name"])))
+        return [
+            kpol.KubeSuspender(
+                self.api, policy_kind=policy.kind, unit=kpol.unit_name(policy.name, ref), ref=ref, patch=policy.patch
+            )
+            for ref in sorted(refs, key=lambda r: (r.namespace, r.name))
+        ]
+
+    def lock(self, *, run_id: str, deadline_at: float) -> str | None:
+        annotations = {
+            "drill.dev/run": run_id,
+            "drill.dev/host": socket.gethostname(),
+            "drill.dev/deadline": datetime.fromtimestamp(deadline_at, UTC).isoformat(timespec="seconds"),
+        }
+        for ns in self.namespaces:
+            try:
+                other = self.api.acquire_lease(ns, LEASE_NAME, holder=run_id, duration_s=LEASE_S, annotations=annotations)
+            except errors.DrillError as exc:
+                self.unlock(run_id=run_id)
+                return f"cannot take the Lease {ns}/{LEASE_NAME}: {exc}"
+            if other is not None:
+                self.unlock(run_id=run_id)
+                return _held(ns, other)
+            self._leases.append(ns)
+        return None
+
+    def renew_lock(self, *, run_id: str) -> None:
+        for ns in self._leases:
+            with contextlib.suppress(Exception):  # a missed renewal is retried at the next heartbeat
+                self.api.renew_lease(ns, LEASE_NAME, holder=run_id)
+
+    def unlock(self, *, run_id: str) -> None:
+        for ns in self._leases:
+            with contextlib.suppress(Exception):  # not freed: it expires LEASE_S after the last renewal
+                self.api.release_lease(ns, LEASE_NAME, holder=run_id)
+        self._leases = []
+
+    def preflight(self, suspenders: Sequence[base.Suspender]) -> list[str]:
+        problems: list[str] = []
+        asked: set[tuple[str, str, str, str]] = set()
+        for unit in suspenders:
+            if not isinstance(unit, kpol.KubeSuspender):
+                problems.append(f"{unit.name}: not a Kubernetes object")
+                continue
+            ref = unit.ref
+            resource = self.api.resource(ref.api_version, ref.kind)
+            group = ref.api_version.rpartition("/")[0]
+            for verb in ("get", "patch"):
+                question = (verb, group, resource.plural, ref.namespace)
+                if question in asked:
+                    continue
+                asked.add(question)
+                allowed, reason = self.api.can_i(verb, group=group, resource=resource.plural, namespace=ref.namespace)
+                if not allowed:
+                    what = f"{resource.plural}.{group}" if group else resource.plural
+                    problems.append(
+                        f"not permitted: {verb} {what} in namespace {ref.namespace}"
+                        + (f" ({reason})" if reason else "")
+                        + "; see drills/kubernetes/manifests/rbac.yaml"
+                    )
+        if problems:
+            return problems
+        for unit in suspenders:
+            assert isinstance(unit, kpol.KubeSuspender)
+            try:
+                unit.dry_run()
+            except errors.DrillError as exc:
+                problems.append(f"{unit.name}: the API server refuses the change (dry run): {exc}")
+        return problems
+
+    def marked(self) -> list[base.Marker]:
+        """Every drill marker in the cluster (or the target's namespaces), found by label across all served kinds."""
+        found: list[base.Marker] = []
+        try:
+            kinds = self.api.patchable_kinds()
+        except errors.DrillError as exc:
+            raise errors.TargetError(f"cannot list the kinds {self.key} serves: {exc}") from exc
+        scopes: list[str | None] = list(self.namespaces) or [None]
+        for api_version, kind in kinds:
+            for ns in scopes:
+                try:
+                    objects = self.api.list(api_version, kind, namespace=ns, label_selector=kpol.MARK_LABEL)
+                except kube.KubeForbidden:
+                    continue  # a kind this identity may not read is not one it may restore either
+                except kube.KubeNotFound:
+                    continue
+                for obj in objects:
+                    text = (obj.get("metadata", {}).get("annotations") or {}).get(base.MARKER_KEY)
+                    marker = base.Marker.from_json(text) if text else None
+                    if marker is not None:
+                        found.append(marker)
+        return found
+
+    def simulate_mitigation(self) -> str:
+        m = self.mitigation
+        if m is None:
+            raise errors.TargetError(
+                "this Kubernetes target has no mitigation for the simulated responder; "
+                "add target.mitigation: {namespace, deployment, replicas}"
+            )
+        self.api.patch(
+            "apps/v1", "Deployment", m.namespace, m.deployment, {"spec": {"replicas": m.replicas}}, patch_type="merge"
+        )
+        return f"scaled Deployment {m.namespace}/{m.deployment} to {m.replicas} replicas"
+
+
+def _held(ns: str, lease: dict[str, Any]) -> str:
+    spec = lease.get("spec") or {}
+    notes = (lease.get("metadata") or {}).get("annotations") or {}
+    holder = str(spec.get("holderIdentity") or "?")
+    return redaction.clean(
+        f"run {holder} holds the Lease {ns}/{LEASE_NAME} (host {notes.get('drill.dev/host', '?')}, "
+        f"deadline {notes.get('drill.dev/deadline', '?')}); wait for it, `drill abort {holder}` on its journal, "
+        f"or let the Lease expire {LEASE_S}s after its holder stops renewing it"
+    )
