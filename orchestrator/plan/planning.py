@@ -48,32 +48,44 @@ def _activity(activity: dict[str, Any]) -> str:
     return f"{activity.get('type', 'activity')} {activity.get('name', '?')} ({kind}: {where})"
 
 
+def _unknown(name: str, kind: str, why: str) -> PolicyPlan:
+    return PolicyPlan(name=name, kind=kind, current=why, while_suspended="?", restore_to="?", marker=None)
+
+
 def make_plan(loaded: loading.LoadedDrill, target: target_base.Target, *, restore_grace_s: float) -> Plan:
     spec = loaded.drill.spec
     problem = target.check_reachable()
     policies: list[PolicyPlan] = []
     for policy in spec.policies:
-        suspender = target.suspender(policy.kind, policy.name)
-        if problem is None:
+        if problem is not None:
+            policies.append(_unknown(policy.name, policy.kind, "unknown (target unreachable)"))
+            continue
+        try:
+            units = target.units(policy)
+        except errors.DrillError as exc:
+            policies.append(_unknown(policy.name, policy.kind, f"cannot select its objects: {exc}"))
+            continue
+        if not units:
+            policies.append(_unknown(policy.name, policy.kind, "selects no object now: nothing to suspend"))
+        for suspender in units:
             try:
                 current = suspender.snapshot()
                 marker = suspender.marker()
                 current_text = suspender.describe(current)
                 marker_text = f"run {marker.run_id}" if marker else None
+                while_suspended = suspender.describe(suspender.suspended_value())
             except errors.DrillError as exc:
-                current, current_text, marker_text = {}, f"unreadable: {exc}", None
-        else:
-            current, current_text, marker_text = {}, "unknown (target unreachable)", None
-        policies.append(
-            PolicyPlan(
-                name=policy.name,
-                kind=policy.kind,
-                current=current_text,
-                while_suspended=suspender.describe(suspender.suspended_value()),
-                restore_to=current_text if current else "its value when the run starts",
-                marker=marker_text,
+                current, current_text, marker_text, while_suspended = {}, f"unreadable: {exc}", None, "?"
+            policies.append(
+                PolicyPlan(
+                    name=suspender.name,
+                    kind=policy.kind,
+                    current=current_text,
+                    while_suspended=while_suspended,
+                    restore_to=current_text if current else "its value when the run starts",
+                    marker=marker_text,
+                )
             )
-        )
     experiment = loaded.experiment
     return Plan(
         drill=loaded.drill.metadata.name,

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from orchestrator import errors, redaction
 from orchestrator.adapters import kube
 from orchestrator.definitions import models
@@ -48,6 +50,17 @@ def default_kubeconfig() -> str:
     return str(Path(first or "~/.kube/config").expanduser().resolve())
 
 
+def current_context(kubeconfig: str) -> str | None:
+    """The kubeconfig's current-context, or None when the file cannot say (loading it later says why)."""
+    try:
+        with open(kubeconfig, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh.read(1 << 20))
+    except (OSError, yaml.YAMLError):
+        return None
+    context = data.get("current-context") if isinstance(data, dict) else None
+    return str(context) if context else None
+
+
 class KubernetesTarget:
     def __init__(
         self,
@@ -57,10 +70,9 @@ class KubernetesTarget:
         mitigation: models.ScaleMitigation | None = None,
     ) -> None:
         if not ref.in_cluster:
-            ref = kube.KubeConfigRef(
-                kubeconfig=str(Path(ref.kubeconfig).expanduser().resolve()) if ref.kubeconfig else default_kubeconfig(),
-                context=ref.context,
-            )
+            path = str(Path(ref.kubeconfig).expanduser().resolve()) if ref.kubeconfig else default_kubeconfig()
+            # The journal's key names the context, never "whatever is current": a restore must reach this cluster.
+            ref = kube.KubeConfigRef(kubeconfig=path, context=ref.context or current_context(path))
         self.ref = ref
         self.key = key_for(ref)
         self.namespaces = sorted(set(namespaces))
