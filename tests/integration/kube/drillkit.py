@@ -1,0 +1,187 @@
+"""Building blocks for drills run end to end against the test control plane.
+
+``make_app`` creates a small shop in a namespace: a ``web`` Deployment (3 replicas), its HPA and a remediation
+CronJob, both labelled ``drill.dev/remediation=true``. ``write_drill`` writes a Chaos Toolkit experiment that
+scales ``web`` to zero with chaostoolkit-kubernetes (steady state: ``web`` fully available; rollback: back to 3)
+and a drill file on that namespace. ``objects_state`` reads back what a restore must leave exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.integration.kube.conftest import deployment
+
+REMEDIATION = {"drill.dev/remediation": "true"}
+
+
+def make_app(api: client.ApiClient, ns: str, *, cronjobs: int = 1) -> None:
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(ns, deployment("web", 3))
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        ns,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "labels": REMEDIATION},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 2,
+                "maxReplicas": 6,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
+                ],
+            },
+        },
+    )
+    batch = client.BatchV1Api(api)
+    for index in range(cronjobs):
+        batch.create_namespaced_cron_job(
+            ns,
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": {"name": f"web-restarter-{index}", "labels": REMEDIATION},
+                "spec": {
+                    "schedule": "*/5 * * * *",
+                    "jobTemplate": {
+                        "spec": {
+                            "template": {
+                                "spec": {
+                                    "restartPolicy": "Never",
+                                    "containers": [{"name": "r", "image": "registry.invalid/restarter:1"}],
+                                }
+                            }
+                        }
+                    },
+                },
+            },
+        )
+
+
+def web_available(api: client.ApiClient, ns: str) -> bool:
+    try:
+        dep = client.AppsV1Api(api).read_namespaced_deployment(name="web", namespace=ns)
+    except ApiException:
+        return False
+    return bool(dep.spec.replicas and dep.status.ready_replicas == dep.spec.replicas)
+
+
+def experiment(ns: str) -> dict[str, Any]:
+    def deployment_action(name: str, replicas: int) -> dict[str, Any]:
+        return {
+            "type": "action",
+            "name": name,
+            "provider": {
+                "type": "python",
+                "module": "chaosk8s.deployment.actions",
+                "func": "scale_deployment",
+                "arguments": {"name": "web", "replicas": replicas, "ns": "${kube_namespace}"},
+            },
+        }
+
+    return {
+        "title": "web loses every replica",
+        "description": "The web Deployment is scaled to zero; nothing may bring it back but the responder.",
+        "configuration": {"kube_namespace": {"type": "env", "key": "DRILL_TEST_NAMESPACE", "default": ns}},
+        "steady-state-hypothesis": {
+            "title": "web is fully available",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "web-available",
+                    "tolerance": True,
+                    "provider": {
+                        "type": "python",
+                        "module": "chaosk8s.deployment.probes",
+                        "func": "deployment_fully_available",
+                        "arguments": {"name": "web", "ns": "${kube_namespace}", "timeout": 1},
+                    },
+                }
+            ],
+        },
+        "method": [deployment_action("scale-web-to-zero", 0)],
+        "rollbacks": [deployment_action("scale-web-back", 3)],
+    }
+
+
+def write_drill(
+    folder: Path,
+    ns: str,
+    kubeconfig: Path,
+    *,
+    name: str = "kube-drill",
+    mode: str = "no-automation",
+    policies: list[dict[str, Any]] | None = None,
+    max_duration: str = "5m",
+    **spec: Any,
+) -> Path:
+    """A drill file (and its experiment) on namespace ``ns``; ``spec`` entries override the spec's fields."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exp = folder / f"{name}-experiment.json"
+    exp.write_text(json.dumps(experiment(ns), indent=2), encoding="utf-8")
+    if policies is None:
+        policies = [
+            {"name": "web-hpa", "kind": "hpa", "object": {"namespace": ns, "name": "web"}},
+            {"name": "remediation-jobs", "kind": "cronjob", "selector": {"labels": "drill.dev/remediation=true"}},
+        ]
+    body: dict[str, Any] = {
+        "mode": mode,
+        "target": {
+            "kind": "kubernetes",
+            "kubeconfig": str(kubeconfig),
+            "namespaces": [ns],
+            "mitigation": {"namespace": ns, "deployment": "web", "replicas": 3},
+        },
+        "policies": policies if mode == "no-automation" else [],
+        "experiment": {"path": str(exp)},
+        "participants": [{"name": "alice", "role": "responder"}],
+        "detection": {"interval": "0.5s", "holdWindow": "1s"},
+        "guardrails": {"maxDuration": max_duration},
+    }
+    if mode == "auto-recovery":
+        body["expectations"] = {"recover": "60s"}
+    body.update(spec)
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump({"apiVersion": "drill.dev/v1alpha1", "kind": "Drill", "metadata": {"name": name}, "spec": body}),
+        encoding="utf-8",
+    )
+    return path
+
+
+def objects_state(api: client.ApiClient, ns: str) -> dict[str, Any]:
+    """spec, labels and annotations of the HPAs and CronJobs of ``ns`` (what a restore must put back exactly)."""
+    state: dict[str, Any] = {}
+    hpas = client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns, _preload_content=False)
+    cronjobs = client.BatchV1Api(api).list_namespaced_cron_job(ns, _preload_content=False)
+    for kind, resp in (("HorizontalPodAutoscaler", hpas), ("CronJob", cronjobs)):
+        for item in json.loads(resp.data)["items"]:
+            meta = item["metadata"]
+            state[f"{kind}/{meta['name']}"] = {
+                "spec": item["spec"],
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+                "uid": meta["uid"],
+            }
+    return state
+
+
+def marked_objects(api: client.ApiClient, ns: str) -> list[str]:
+    """Objects of ``ns`` that carry drill's label (found server-side, as `drill restore --expired` finds them)."""
+    found: list[str] = []
+    selector = "drill.dev/suspended"
+    for item in client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns, label_selector=selector).items:
+        found.append(f"HorizontalPodAutoscaler/{item.metadata.name}")
+    for item in client.BatchV1Api(api).list_namespaced_cron_job(ns, label_selector=selector).items:
+        found.append(f"CronJob/{item.metadata.name}")
+    return sorted(found)
