@@ -191,10 +191,13 @@ def restore_suspensions(
     """Restore ``suspensions`` in the reverse order of suspension; every one is tried whatever the others do."""
     report = RestoreReport()
     writer = TolerantJournal(journal, token=token, errors_out=report.journal_errors)
+    targets: dict[str, target_base.Target] = {}  # one client per target, not one per suspension
     for suspension in reversed(list(suspensions)):
         label = f"{suspension.policy} ({suspension.kind})"
         try:
-            target = target_for(suspension.target_key)
+            target = targets.get(suspension.target_key) or targets.setdefault(
+                suspension.target_key, target_for(suspension.target_key)
+            )
             state, detail = restore_suspension(
                 writer,
                 suspension,
