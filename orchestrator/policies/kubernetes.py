@@ -643,9 +643,9 @@ class KubeSuspender:
     @staticmethod
     def _mismatch_text(m: tuple[str, Any, tuple[bool, Any]]) -> str:
         ptr, expected, (present, now) = m
-        want = "unset" if expected is None else _text(expected)
-        have = _text(now) if present else "unset"
-        return f"{dotted(ptr)} was set to {want} and now holds {have}"
+        want = "was removed" if expected is None else f"was set to {_text(expected)}"
+        have = f"now holds {_text(now)}" if present else "is now unset"
+        return f"{dotted(ptr)} {want} and {have}"
 
     def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
         deadline = time.monotonic() + self._unreachable_timeout_s
