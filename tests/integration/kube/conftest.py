@@ -31,6 +31,9 @@ CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
 CLUSTER_SH = CLUSTER_DIR / "cluster.sh"
 BUILD_SH = CLUSTER_DIR / "build.sh"
 CRD_DIR = CLUSTER_DIR / "crds"
+FETCH_CRDS_SH = CLUSTER_DIR / "fetch-crds.sh"
+REMEDIATOR_CRD = CLUSTER_DIR.parent.parent / "examples" / "remediator" / "crd.yaml"
+FETCH_CRDS_TIMEOUT_S = 1800
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 START_TIMEOUT_S = 300
 BUILD_TIMEOUT_S = 3 * 3600
@@ -147,8 +150,12 @@ def _kube_items_selected(session: pytest.Session) -> bool:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the control plane binaries before the first test, so no test's timeout covers a cold build."""
-    if not _kube_items_selected(session) or _run(["bash", str(BUILD_SH), "--check"], 60).returncode == 0:
+    """Fetch the upstream CRDs and build the control plane binaries before the first test, so no test's
+    timeout covers a download or a cold build."""
+    if not _kube_items_selected(session):
+        return
+    _upstream_crd_dir()  # fetched once into the cache before the first test; a failed fetch ends the session
+    if _run(["bash", str(BUILD_SH), "--check"], 60).returncode == 0:
         return
     capman = session.config.pluginmanager.getplugin("capturemanager")
     with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
@@ -162,26 +169,58 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(f"tests/cluster/build.sh failed with exit code {proc.returncode}; see its output above")
 
 
+def _upstream_crd_dir() -> Path:
+    """The cache directory of the upstream CRDs pinned in tests/cluster/crds-upstream.env, fetched if missing.
+
+    A no-op when cached. There is no fallback: a failed fetch (no proxy, a sha256 mismatch) fails with its error.
+    """
+    proc = _run(["bash", str(FETCH_CRDS_SH)], FETCH_CRDS_TIMEOUT_S)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise pytest.UsageError(
+            f"tests/cluster/fetch-crds.sh failed (exit {proc.returncode}); no CRDs installed:\n{proc.stderr}"
+        )
+    return Path(lines[-1])
+
+
+def _crd_bodies() -> list[dict[str, Any]]:
+    """Every CRD the kube tests install: the upstream ones (Argo CD, Flux, KEDA, VPA), the minimal ones of
+    tests/cluster/crds/ for kinds upstream's set doesn't cover, and the example remediator's CRD."""
+    paths = [*sorted(_upstream_crd_dir().glob("*.yaml")), *sorted(CRD_DIR.glob("*.yaml")), REMEDIATOR_CRD]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    bodies: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for body in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
+            if not body or body.get("kind") != "CustomResourceDefinition":
+                continue
+            name = body["metadata"]["name"]
+            if name in bodies:
+                raise pytest.UsageError(f"CRD {name} is defined twice (again in {path}): remove the minimal one")
+            bodies[name] = body
+    return list(bodies.values())
+
+
 def _apply_crds(api: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        body = yaml.safe_load(path.read_text(encoding="utf-8"))
-        names.append(body["metadata"]["name"])
+    bodies = _crd_bodies()
+    for body in bodies:
+        name = body["metadata"]["name"]
         try:
-            ext.create_custom_resource_definition(body)
+            ext.create_custom_resource_definition(body, _preload_content=False)
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            current = ext.read_custom_resource_definition(body["metadata"]["name"])
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(body["metadata"]["name"], body)
+            current = json.loads(ext.read_custom_resource_definition(name, _preload_content=False).data)
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            ext.replace_custom_resource_definition(name, body, _preload_content=False)
 
     def established(name: str) -> bool:
-        conds = ext.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conds)
+        # raw JSON: the typed model of a large upstream schema is slow to build on every poll
+        crd = json.loads(ext.read_custom_resource_definition(name, _preload_content=False).data)
+        conds = crd.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
-    for name in names:
+    for name in (b["metadata"]["name"] for b in bodies):
         wait_until(lambda n=name: established(n), timeout=30, what=f"CRD {name} Established")
 
 
