@@ -82,7 +82,9 @@ class KubernetesTarget:
 
     @classmethod
     def from_spec(cls, spec: models.KubernetesTarget, *, context: str | None = None) -> KubernetesTarget:
-        ref = kube.KubeConfigRef(kubeconfig=spec.kubeconfig, context=context or spec.context, in_cluster=spec.in_cluster)
+        ref = kube.KubeConfigRef(
+            kubeconfig=spec.kubeconfig, context=context or spec.context, in_cluster=spec.in_cluster
+        )
         return cls(ref, namespaces=spec.namespaces, mitigation=spec.mitigation)
 
     @classmethod
@@ -173,7 +175,9 @@ class KubernetesTarget:
         }
         for ns in self.namespaces:
             try:
-                other = self.api.acquire_lease(ns, LEASE_NAME, holder=run_id, duration_s=LEASE_S, annotations=annotations)
+                other = self.api.acquire_lease(
+                    ns, LEASE_NAME, holder=run_id, duration_s=LEASE_S, annotations=annotations
+                )
             except errors.DrillError as exc:
                 self.unlock(run_id=run_id)
                 return f"cannot take the Lease {ns}/{LEASE_NAME}: {exc}"
