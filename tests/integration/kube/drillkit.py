@@ -180,7 +180,8 @@ def marked_objects(api: client.ApiClient, ns: str) -> list[str]:
     """Objects of ``ns`` that carry drill's label (found server-side, as `drill restore --expired` finds them)."""
     found: list[str] = []
     selector = "drill.dev/suspended"
-    for item in client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns, label_selector=selector).items:
+    hpas = client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(ns, label_selector=selector)
+    for item in hpas.items:
         found.append(f"HorizontalPodAutoscaler/{item.metadata.name}")
     for item in client.BatchV1Api(api).list_namespaced_cron_job(ns, label_selector=selector).items:
         found.append(f"CronJob/{item.metadata.name}")

@@ -16,7 +16,7 @@ from tests.integration.kube.conftest import KubeCluster
 pytestmark = pytest.mark.kube
 
 
-def test_no_automation_drill_restores_every_object_exactly(
+def test_no_automation_drill_restores_every_object_exactly(  # noqa: PLR0917 (pytest fixtures)
     kube_cluster: KubeCluster,
     kube_api: client.ApiClient,
     kube_namespace: str,
