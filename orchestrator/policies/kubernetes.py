@@ -450,8 +450,8 @@ class KubeSuspender:
             raise errors.PolicyError(
                 f"{unit}: unknown Kubernetes policy kind {policy_kind!r}; one of {', '.join(KNOBS)}"
             )
-        if policy_kind == "generic" and not patch:
-            raise errors.PolicyError(f"{unit}: a generic policy needs the JSON merge patch that suspends it (patch:)")
+        # A generic suspender rebuilt for a restore (from the journal or a marker) has no patch: the prior it
+        # restores names the touched fields and their suspended values, which is all a restore needs.
         self.kind = policy_kind
         self.name = unit
         self.ref = ref
@@ -475,8 +475,24 @@ class KubeSuspender:
         return obj
 
     def _prior_of(self, obj: dict[str, Any]) -> dict[str, Any]:
-        fields = self._knob.fields(obj, self._patch)
+        if self.kind == "generic" and self._patch is None:
+            fields = self._known_fields(obj)
+        else:
+            fields = self._knob.fields(obj, self._patch)
         return {"uid": str(_meta(obj).get("uid") or ""), "fields": prior_fields(obj, fields)}
+
+    def _known_fields(self, obj: dict[str, Any]) -> list[Field]:
+        """The touched fields of a generic suspension without its patch: from the prior or the marker."""
+        prior = self._prior
+        if prior is None:
+            text = _marker_text(obj)
+            marker = base.Marker.from_json(text) if text else None
+            prior = marker.original if marker is not None else None
+        if not prior or not prior.get("fields"):
+            raise errors.PolicyError(
+                f"{self.name}: a generic policy needs the JSON merge patch that suspends it (patch:)"
+            )
+        return [Field(str(e["path"]), e.get("suspended")) for e in prior["fields"]]
 
     def _foreign(self, marker: base.Marker | None) -> errors.MarkerConflictError:
         holder = marker.run_id if marker is not None else ""
@@ -648,6 +664,8 @@ class KubeSuspender:
         return f"{dotted(ptr)} {want} and {have}"
 
     def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
+        if self._prior is None and original.get("fields"):
+            self._prior = original
         deadline = time.monotonic() + self._unreachable_timeout_s
         delay = _BACKOFF_START_S
         while True:
@@ -729,6 +747,8 @@ class KubeSuspender:
         )
 
     def verify_restored(self, original: dict[str, Any], *, run_id: str) -> bool:
+        if self._prior is None and original.get("fields"):
+            self._prior = original
         obj = self._get()
         if obj is None:
             raise errors.ObjectGoneError(f"{self.name}: {self.ref} was deleted during the drill; not recreated")
