@@ -50,9 +50,7 @@ def run_checks(
     outcome.checks = _checks(loaded, target, journal, run_id=run_id, now=now, deadline_at=deadline_at, out=outcome)
     if steady_state is not None and all(c.ok for c in outcome.checks):
         result = steady_state.steady_state()
-        outcome.checks.append(
-            Check("steady state holds", result.ok, "hypothesis met" if result.ok else result.summary)
-        )
+        outcome.checks.append(Check("steady state holds", result.ok, "hypothesis met" if result.ok else result.summary))
     return outcome
 
 
@@ -103,7 +101,9 @@ def _checks(
         try:
             selected = target.units(policy)
         except errors.DrillError as exc:
-            checks.append(Check("policies", False, f"policy {policy.name}: {exc}"))
+            text = str(exc)
+            named = text if text.startswith(f"policy {policy.name}:") else f"policy {policy.name}: {text}"
+            checks.append(Check("policies", False, named))
             return checks
         if not selected:
             checks.append(Check("policies", False, f"policy {policy.name} selects no object; nothing to suspend"))

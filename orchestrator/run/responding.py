@@ -187,18 +187,31 @@ def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
             ctx.timeline(TL.DETECTED, at=now, by="steady-state probes", detail=result.summary)
         seen.hold_start = None
         return
-    if not seen.detected or seen.restored_at is not None:
+    # With no human, automation may repair the fault before the first check can see it (an operator reacts
+    # in a tenth of a second): the steady state holding from the first check on is a recovery too, timed to
+    # that check (an upper bound) and said so. With humans, only a breach that was seen can be mitigated.
+    unseen = not seen.detected and ctx.spec.mode is models.Mode.AUTO_RECOVERY
+    if (not seen.detected and not unseen) or seen.restored_at is not None:
         return
     if seen.hold_start is None:
         seen.hold_start = now
     if now - seen.hold_start >= ctx.spec.detection.hold_window:
         seen.restored_at = seen.hold_start
+        extra = {"breach_seen": False} if unseen else {}
         ctx.timeline(
             TL.STEADY_STATE_RESTORED,
             at=seen.hold_start,
             hold_window_s=ctx.spec.detection.hold_window,
             confirmed_at=now,
+            **extra,
         )
+        if unseen:
+            ctx.timeline(
+                TL.NOTE,
+                at=now,
+                text="the steady state held at every check after the fault: it recovered before the first check "
+                "could see a breach (the recovery time is an upper bound), or the fault broke nothing it watches",
+            )
 
 
 def _check_guardrails(ctx: Context) -> None:
