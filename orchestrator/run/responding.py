@@ -118,7 +118,7 @@ def _simulate(ctx: Context, step: autorespond.Step) -> None:
     if step.command is C.MITIGATED:
         text = ctx.simulate_mitigation()
     elif step.command is C.DIAGNOSED:
-        text = "simulated diagnosis: the service process is down and nothing restarts it"
+        text = "simulated diagnosis: the fault is found, and nothing repairs it while the automation is off"
     ctx.send_command(
         records.Event(
             run_id=ctx.run_id,
