@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  drill restore --expired --kubeconfig ~/.kube/config --context prod   # no journal here: the markers\n"
         "  drill restore my-drill-20261129-101500-ab12 --from-markers   # the journal is lost or damaged\n\n"
         "exit status: 0 restored (or nothing to restore), 1 refused (the run is alive, or another restore\n"
-        "took it over first), 5 automation NOT restored, 6 restored and verified but not everything recorded.",
+        "took it over first), 3 automation restored but the fault's rollback failed, 5 automation NOT\n"
+        "restored, 6 restored and verified but not everything recorded.",
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="run id or prefix")
     p.add_argument("--expired", action="store_true", help="restore every suspension past its deadline")

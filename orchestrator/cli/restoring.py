@@ -35,11 +35,19 @@ def _print(run_id: str, report: restoring.RestoreReport) -> None:
         print(f"NOT RESTORED: {label} (run {run_id}); see `drill journal {run_id}`", file=sys.stderr)
     for problem in report.journal_errors:
         print(f"drill: restored, but the journal could not record: {problem}", file=sys.stderr)
+    if report.rollback_problem:
+        print(
+            f"drill: the fault was NOT rolled back ({report.rollback_problem}); `drill journal {run_id}` shows "
+            "why: undo it by hand",
+            file=sys.stderr,
+        )
 
 
 def _code(*reports: restoring.RestoreReport, problems: list[str] | None = None) -> int:
     if any(not r.ok for r in reports):
         return 5
+    if any(r.rollback_problem for r in reports):
+        return 3
     if problems or any(not r.journaled for r in reports):
         return 6
     return 0
@@ -84,6 +92,8 @@ def restore_run(
             print(f"drill: note: {finished.index_problem}", file=sys.stderr)
         if finished.report_dir is not None:
             print(f"report: {finished.report_dir / 'report.md'}")
+    if report.ok:
+        registry.release_lock(run.target_key, run.definition, run_id=run.run_id)
     if not report.restored and not report.failed and not report.not_claimed:
         print(f"run {run.run_id}: nothing left to restore")
     return _code(report, problems=problems)

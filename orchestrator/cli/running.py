@@ -38,9 +38,7 @@ def _execute(args: argparse.Namespace, drill_file: Path) -> int:
     target = registry.from_spec(
         loaded.drill.spec.target, default_sandbox_home=paths.sandbox_home, context=getattr(args, "context", None)
     )
-    prepare = getattr(target, "prepare_experiment", None)
-    if prepare is not None:
-        prepare()  # chaostoolkit-kubernetes: this target's kubeconfig and context, explicitly
+    target.prepare_experiment()  # chaostoolkit-kubernetes: this target's kubeconfig and context, explicitly
     view = live.make_view(loaded.drill.metadata.name, plain=args.plain)
     try:
         run = engine.Engine(

@@ -108,6 +108,7 @@ def run_rollbacks(
     """Play the rollbacks of a run whose own process is gone, in a session of this process."""
 
     def rollbacks() -> chaostoolkit.StepResult:
+        target.prepare_experiment()  # the run's cluster and context, never whatever kubeconfig is current here
         session = chaostoolkit.ExperimentSession(experiment, extra_vars=target.experiment_vars())
         try:
             return session.run_rollbacks()
@@ -178,6 +179,8 @@ def finish_orphaned_run(
                     run.run_id, clock.now(), "rollback", actor=actor, trigger=trigger, actual=str(exc), ok=False
                 )
             )
+            report.rollback_problem = f"cannot roll the fault back: {exc}"
         else:
-            run_rollbacks(writer, run, run.experiment, target, clock=clock, actor=actor, trigger=trigger)
+            if not run_rollbacks(writer, run, run.experiment, target, clock=clock, actor=actor, trigger=trigger):
+                report.rollback_problem = "a rollback of the fault failed"
     return report

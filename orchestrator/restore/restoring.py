@@ -35,6 +35,8 @@ class RestoreReport:
     failed: list[str] = field(default_factory=list)
     not_claimed: list[str] = field(default_factory=list)
     journal_errors: list[str] = field(default_factory=list)
+    rollback_problem: str | None = None
+    """Set when the fault's rollbacks could not be played (the automation may still be all back)."""
 
     @property
     def ok(self) -> bool:

@@ -23,6 +23,10 @@ class Target(Protocol):
         """None when drill may suspend and restore here, else what is missing."""
         ...
 
+    def prepare_experiment(self) -> None:
+        """Point the experiment's own clients (chaostoolkit-kubernetes) at this target, before any of it runs."""
+        ...
+
     def experiment_vars(self) -> dict[str, Any]:
         """Values the experiment's configuration can use (``${sandbox_url}``)."""
         ...

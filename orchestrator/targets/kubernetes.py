@@ -193,7 +193,9 @@ class KubernetesTarget:
                 self.api.renew_lease(ns, LEASE_NAME, holder=run_id)
 
     def unlock(self, *, run_id: str) -> None:
-        for ns in self._leases:
+        # The Leases this process took, or (``drill restore`` of a run whose process died) every namespace's
+        # Lease that ``run_id`` still holds: release_lease deletes only a Lease held by ``run_id``.
+        for ns in self._leases or self.namespaces:
             with contextlib.suppress(Exception):  # not freed: it expires LEASE_S after the last renewal
                 self.api.release_lease(ns, LEASE_NAME, holder=run_id)
         self._leases = []

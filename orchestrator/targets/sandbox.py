@@ -33,6 +33,9 @@ class SandboxTarget:
             return f"no write access to the sandbox folder {self.home}"
         return None
 
+    def prepare_experiment(self) -> None:
+        return None  # the sandbox's experiment reaches it by URL (experiment_vars)
+
     def experiment_vars(self) -> dict[str, Any]:
         vars_: dict[str, Any] = {"sandbox_home": str(self.home)}
         with contextlib.suppress(control.SandboxError):

@@ -77,6 +77,9 @@ class MemoryTarget:
         self.healthy = True
         return "restarted it"
 
+    def prepare_experiment(self) -> None:
+        return None
+
     def units(self, policy: Any) -> list[base.Suspender]:
         return [self.suspender(policy.kind, policy.name)]
 
