@@ -300,6 +300,12 @@ def read_experiment(path: Path) -> dict[str, Any]:
     return experiment
 
 
+def chaos_files(drill_path: Path, options: models.ChaosRunOptions) -> tuple[tuple[Path, ...], Path | None]:
+    """The drill file's ``chaos.varFiles`` and ``chaos.settings``, relative to the drill file."""
+    base = drill_path.absolute().parent
+    return tuple(base / f for f in options.var_files), (base / options.settings if options.settings else None)
+
+
 def load_drill(path: Path | str) -> LoadedDrill:
     """Parse a drill and load and validate its experiment with Chaos Toolkit's own validation."""
     from orchestrator.adapters import chaostoolkit
@@ -311,6 +317,14 @@ def load_drill(path: Path | str) -> LoadedDrill:
     def fail(loc: Loc, message: str) -> errors.DefinitionErrors:
         return _single(file, dotted(loc), message, line_for(lines, loc))
 
+    var_files, settings_file = chaos_files(path, drill.spec.experiment.chaos)
+    for index, var_file in enumerate(var_files):
+        if not var_file.is_file():
+            where: Loc = ("spec", "experiment", "chaos", "varFiles", index)
+            raise fail(where, f"no var file at {var_file}; the path is relative to the drill file")
+    if settings_file is not None and not settings_file.is_file():
+        where = ("spec", "experiment", "chaos", "settings")
+        raise fail(where, f"no settings file at {settings_file}; the path is relative to the drill file")
     exp_loc: Loc = ("spec", "experiment", "path")
     try:
         exp_path = (path.parent / drill.spec.experiment.path).resolve()

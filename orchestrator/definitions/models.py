@@ -300,12 +300,45 @@ class KubernetesPolicy(_Model):
         return list(self.selector.namespaces or target.namespaces)
 
 
+class ChaosRunOptions(_Model):
+    """``chaos run``'s options, kept with the drill: as if written on the ``drill run`` command line before
+    the options typed there (which therefore override these; every var still wins over every var file)."""
+
+    vars: dict[Annotated[str, Field(max_length=_L.name_chars)], Any] = Field(
+        default_factory=dict,
+        max_length=_L.configuration_entries,
+        description="Configuration values, as `--var KEY=VALUE` (typed as written in YAML).",
+    )
+    var_files: list[PathText] = Field(
+        default_factory=list,
+        max_length=_L.configuration_entries,
+        description="Configuration/secrets files (JSON, YAML, .env), relative to this drill file; as `--var-file`.",
+    )
+    settings: PathText | None = Field(
+        default=None, description="A Chaos Toolkit settings file (global controls), relative to this drill file."
+    )
+    dry: Literal["probes", "actions", "activities", "pause"] | None = Field(
+        default=None, description="Skip these activities, as `--dry`."
+    )
+    hypothesis_strategy: (
+        Literal["default", "before-method-only", "after-method-only", "during-method-only", "continuously", "skip"]
+        | None
+    ) = Field(default=None, description="As `--hypothesis-strategy`; default: the experiment's runtime block.")
+    rollback_strategy: Literal["default", "always", "never", "deviated"] | None = Field(
+        default=None, description="As `--rollback-strategy`; default: the experiment's runtime block."
+    )
+
+
 class ExperimentRef(_Model):
     path: PathText = Field(description="Chaos Toolkit experiment (JSON or YAML), relative to this drill file.")
     configuration: dict[str, Any] = Field(
         default_factory=dict,
         max_length=_L.configuration_entries,
         description="Values merged over the experiment's own configuration.",
+    )
+    chaos: ChaosRunOptions = Field(
+        default_factory=ChaosRunOptions,
+        description="`chaos run`'s options for this experiment; those given to `drill run` override them.",
     )
 
 
