@@ -57,7 +57,12 @@ def detach_log(handler: logging.Handler | None) -> None:
 
 
 def validate_experiment(experiment: Mapping[str, Any]) -> None:
-    """Chaos Toolkit's own validation, exactly what ``chaos validate`` does."""
+    """Chaos Toolkit's own validation, exactly what ``chaos validate`` does.
+
+    Whatever makes ``chaos validate`` fail makes this raise ``ExperimentError``: its own verdicts, a structure
+    it stumbles on (``chaos validate`` ends in a traceback) and a provider or control module that fails to
+    import (chaoslib imports them while validating; importing runs the module's code, which may raise anything).
+    """
     _quiet()
     try:
         ensure_experiment_is_valid(dict(experiment))
@@ -65,6 +70,8 @@ def validate_experiment(experiment: Mapping[str, Any]) -> None:
         raise errors.ExperimentError(f"invalid experiment: {exc}") from exc
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise errors.ExperimentError(f"invalid experiment: malformed structure ({exc})") from exc
+    except Exception as exc:
+        raise errors.ExperimentError(f"invalid experiment: {type(exc).__name__}: {exc}") from exc
 
 
 def validate_activity(activity: Mapping[str, Any]) -> None:
@@ -75,6 +82,8 @@ def validate_activity(activity: Mapping[str, Any]) -> None:
         raise errors.ExperimentError(f"invalid probe: {exc}") from exc
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise errors.ExperimentError(f"invalid probe: malformed structure ({exc})") from exc
+    except Exception as exc:
+        raise errors.ExperimentError(f"invalid probe: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+"""A provider/control module that fails when imported: chaoslib imports it while validating."""
+
+raise RuntimeError("this module refuses to be imported")
