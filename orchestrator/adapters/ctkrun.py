@@ -208,35 +208,41 @@ def run_experiment_with_phases(
     given on the command line, ``dry`` one of ``probes|actions|activities|pause``. ``validate=False`` is
     ``--no-validation``. ``install_signal_handlers`` lets chaoslib install its SIGTERM/SIGUSR1/SIGUSR2
     handlers as ``chaos run`` does (main thread only; drill keeps its own). The experiment is not modified.
+    Last, whatever happened, ``phases.finished()`` is called when the phases have such a method.
     """
-    to_run = copy.deepcopy(dict(experiment))
-    run_settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
-    if validate:
-        chaostoolkit.validate_experiment(to_run)
-    hyp, _ = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
     try:
-        to_run["dry"] = Dry.from_string(dry) if dry else None
-    except ValueError as exc:
-        raise errors.ExperimentError(f"unknown dry mode {dry!r} (probes, actions, activities, pause)") from exc
-    if not _RUN_LOCK.acquire(blocking=False):
-        raise errors.ExperimentError("another Chaos Toolkit experiment is running in this process")
-    try:
-        return contextvars.copy_context().run(
-            lambda: _run_locked(
-                to_run,
-                phases=phases,
-                extra_vars=dict(extra_vars or {}),
-                var_files=[str(p) for p in var_files],
-                settings=run_settings,
-                strategy=Strategy.from_string(hyp),
-                schedule=Schedule(continuous_hypothesis_frequency=hypothesis_frequency, fail_fast=fail_fast),
-                dry=dry,
-                log_path=log_path,
-                install_signal_handlers=install_signal_handlers,
+        to_run = copy.deepcopy(dict(experiment))
+        run_settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
+        if validate:
+            chaostoolkit.validate_experiment(to_run)
+        hyp, _ = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
+        try:
+            to_run["dry"] = Dry.from_string(dry) if dry else None
+        except ValueError as exc:
+            raise errors.ExperimentError(f"unknown dry mode {dry!r} (probes, actions, activities, pause)") from exc
+        if not _RUN_LOCK.acquire(blocking=False):
+            raise errors.ExperimentError("another Chaos Toolkit experiment is running in this process")
+        try:
+            return contextvars.copy_context().run(
+                lambda: _run_locked(
+                    to_run,
+                    phases=phases,
+                    extra_vars=dict(extra_vars or {}),
+                    var_files=[str(p) for p in var_files],
+                    settings=run_settings,
+                    strategy=Strategy.from_string(hyp),
+                    schedule=Schedule(continuous_hypothesis_frequency=hypothesis_frequency, fail_fast=fail_fast),
+                    dry=dry,
+                    log_path=log_path,
+                    install_signal_handlers=install_signal_handlers,
+                )
             )
-        )
+        finally:
+            _RUN_LOCK.release()
     finally:
-        _RUN_LOCK.release()
+        finished = getattr(phases, "finished", None)  # optional: the phases' owner may wait on the run's end
+        if callable(finished):
+            finished()
 
 
 def _run_locked(
