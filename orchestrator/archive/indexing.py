@@ -15,13 +15,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
 from orchestrator.adapters import archivedb
 from orchestrator.archive import storing
-from orchestrator.definitions import catalog as catalog_
 from orchestrator.reporting import model
+
+if TYPE_CHECKING:  # only in annotations: `drill run` indexes its run without loading the catalog's models
+    from orchestrator.definitions import catalog as catalog_
 
 INDEX_FILE = "index.db"
 Row = dict[str, Any]
