@@ -7,7 +7,10 @@ at a time. Chaos Toolkit's own log goes to a file per run, never to the drill's 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,12 +113,25 @@ class StepResult:
         return "; ".join(parts) or "no activities"
 
 
+_API_MESSAGE = re.compile(r'"message":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _short_error(text: str, limit: int = 240) -> str:
+    """The last line of an activity's exception; an API server's refusal (a Kubernetes ``Status`` body) by its
+    message, which names the verb, the resource and the user ("cannot watch resource "deployments" ...")."""
+    error = text.strip().splitlines()[-1].removeprefix("chaoslib.exceptions.ActivityFailed: ")
+    found = _API_MESSAGE.search(error)
+    if found:
+        with contextlib.suppress(ValueError):
+            error = str(json.loads(f'"{found.group(1)}"'))
+    return error if len(error) <= limit else error[: limit - 3] + "..."
+
+
 def _outcome(run: Mapping[str, Any]) -> ActivityOutcome:
     exception = run.get("exception")
     error = None
     if exception:
-        error = "".join(exception).strip().splitlines()[-1].removeprefix("chaoslib.exceptions.ActivityFailed: ")
-        error = error if len(error) <= 160 else error[:157] + "..."
+        error = _short_error("".join(exception))
     output = repr(run.get("output"))
     return ActivityOutcome(
         name=str(run.get("activity", {}).get("name", "?")),

@@ -348,7 +348,9 @@ class KubeApi:
     ) -> dict[str, Any]:
         """The object after a JSON merge patch (``merge``) or a JSON patch (``json``)."""
         content_type = "application/merge-patch+json" if patch_type == "merge" else "application/json-patch+json"
-        query = [("fieldManager", field_manager)]
+        # Strict: a field the schema does not know is an error, not silently dropped (a generic patch with a
+        # typo would otherwise "suspend" nothing and leave a restore that can never verify).
+        query = [("fieldManager", field_manager), ("fieldValidation", "Strict")]
         if dry_run:
             query.append(("dryRun", "All"))
         verb = "patch (dry run)" if dry_run else "patch"

@@ -223,6 +223,15 @@ class KubernetesTarget:
                         + (f" ({reason})" if reason else "")
                         + "; see drills/kubernetes/manifests/rbac.yaml"
                     )
+        for ns in self._leases:  # the lock was taken (get, create); renewing and freeing it need update, delete
+            for verb in ("update", "delete"):
+                allowed, reason = self.api.can_i(verb, group="coordination.k8s.io", resource="leases", namespace=ns)
+                if not allowed:
+                    problems.append(
+                        f"not permitted: {verb} leases.coordination.k8s.io in namespace {ns}"
+                        + (f" ({reason})" if reason else "")
+                        + " (the run's lock could not be renewed or freed); see drills/kubernetes/manifests/rbac.yaml"
+                    )
         if problems:
             return problems
         for unit in suspenders:
