@@ -235,18 +235,23 @@ def test_drill_service_account_gets_exactly_what_a_drill_run_needs(
         return _allowed(authz, sa, verb, group, resource, ns=namespace, sub=sub)
 
     for group, resource in REMEDIATION_RESOURCES:
+        if resource == "deployments":
+            continue  # web is the experiment's, not a policy of app.yaml: below
         for verb in ("get", "list", "patch"):
             assert can(verb, group, resource), f"drill cannot {verb} {resource}"
         for verb in ("create", "update", "delete", "watch"):
             assert not can(verb, group, resource), f"drill may {verb} {resource}"
         assert not can("patch", group, resource, namespace="default"), f"drill may patch {resource} outside {ns}"
-    assert can("patch", "apps", "deployments", sub="scale")
+    # The experiment's fault, rollback and the responder's mitigation patch web; its steady-state probe watches it.
+    assert can("patch", "apps", "deployments") and can("watch", "apps", "deployments")
+    for verb in ("get", "list", "create", "update", "delete"):
+        assert not can(verb, "apps", "deployments"), f"drill may {verb} deployments"
+    assert not can("patch", "apps", "deployments", sub="scale")
     for verb in ("get", "create", "update", "delete"):
         assert can(verb, "coordination.k8s.io", "leases")
     assert not can("patch", "coordination.k8s.io", "leases")
-    for verb in ("get", "list", "delete"):
-        assert can(verb, "", "pods")
-    assert not can("create", "", "pods")
+    for verb in ("get", "list", "delete", "create"):
+        assert not can(verb, "", "pods"), f"drill may {verb} pods"
     assert not can("get", "", "secrets")
     assert not can("patch", "autoscaling.k8s.io", "verticalpodautoscalers")  # not in app.yaml: not granted
     assert can("create", "authorization.k8s.io", "selfsubjectaccessreviews", namespace=None)
