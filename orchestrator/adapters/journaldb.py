@@ -1,14 +1,16 @@
 """The journal's database, through SQLAlchemy Core: SQLite (one file, the default) or PostgreSQL (a team's).
 
-Everything that knows SQL lives here: the tables, one engine per URL, the schema version and its
-migrations, the dialect differences, and the translation of driver errors into
-``orchestrator.errors`` (decided here: a read-only database is ``JournalReadOnlyError``, a file
-that is not a database is ``JournalUnavailableError``). Rows cross this boundary as plain dicts
-keyed by column name; ``orchestrator.journal.store`` turns them into records.
+Everything that knows SQL lives here (the per-item suspension statements in ``journalsuspensions``):
+the tables, one engine per URL, the schema version and its migrations, the dialect differences, and
+the translation of driver errors into ``orchestrator.errors`` (decided here: a read-only database
+is ``JournalReadOnlyError``, a file that is not a database is ``JournalUnavailableError``). Rows
+cross this boundary as plain dicts keyed by column name; ``orchestrator.journal.store`` turns them
+into records.
 
-Concurrency. Every write is one transaction. On SQLite it starts with ``BEGIN IMMEDIATE`` (the
-whole file is locked for writing; other writers wait up to ``busy_timeout_s``), in WAL mode with
-``synchronous=FULL`` so a commit is durable before the call returns. On PostgreSQL the run's row is
+Concurrency. Every write is one transaction (a batch of suspension writes too: one commit, one
+fsync, for all its items). On SQLite it starts with ``BEGIN IMMEDIATE`` (the whole file is locked
+for writing; other writers wait up to ``busy_timeout_s``), in WAL mode with ``synchronous=FULL`` so
+a commit is durable before the call returns. On PostgreSQL the run's row is
 locked (``SELECT ... FOR UPDATE``) before any fenced write, so fencing checks and compare-and-set
 cannot interleave; ``take_over`` is a single conditional ``UPDATE``; target locks use
 ``INSERT ... ON CONFLICT DO NOTHING`` and then lock the existing row.
@@ -23,7 +25,7 @@ journal as it is, filling the missing columns with their defaults.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from sqlalchemy.dialects import postgresql as sa_postgresql
 from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from orchestrator import errors
-from orchestrator.adapters import sqlengines
+from orchestrator.adapters import journalsuspensions, sqlengines
 
 Row = dict[str, Any]
 
@@ -142,6 +144,7 @@ class JournalDb:
         self._missing: dict[str, dict[str, Any]] = {}
         path = _sqlite_path(url)
         self.path = path
+        self._statements = journalsuspensions.SuspensionStatements(suspensions, events, where=self.url)
         if path is not None:
             self._engine = self._sqlite_engine(path, busy_timeout_s)
         else:
@@ -424,69 +427,67 @@ class JournalDb:
 
     # -- suspensions -------------------------------------------------------------------------------
 
-    def insert_suspension(self, suspension: Row, event: Row, *, token: int | None) -> None:
-        what = f"record the intent for {suspension['policy']} of run {suspension['run_id']}"
+    # Each write below is one transaction however many items it carries (the store's single writes
+    # are batches of one), and means exactly the sequence of single writes (``journalsuspensions``
+    # writes one item); an item refused rolls back the whole batch. An empty batch writes nothing
+    # and opens no transaction.
+
+    def _fence(self, conn: sa.Connection, token: int | None) -> Callable[[str], None]:
+        """Fences this transaction's writes to a run by ``token``, locking each run once."""
+        fenced: set[str] = set()
+
+        def fence(run_id: str) -> None:
+            if run_id not in fenced:
+                self._locked_run(conn, run_id, token)
+                fenced.add(run_id)
+
+        return fence
+
+    def insert_suspensions(self, items: Sequence[tuple[Row, Row]], *, token: int | None) -> None:
+        """Intents: each (suspension row, event row) in order."""
+        if not items:
+            return
+        first = items[0][0]
+        what = (
+            f"record the intent for {first['policy']} of run {first['run_id']}"
+            if len(items) == 1
+            else f"record {len(items)} intents of run {', '.join(sorted({str(s['run_id']) for s, _ in items}))}"
+        )
         with self._write(what) as conn:
-            self._locked_run(conn, str(suspension["run_id"]), token)
-            key = (suspensions.c.run_id == suspension["run_id"], suspensions.c.policy == suspension["policy"])
-            if conn.execute(sa.select(suspensions.c.state).where(*key)).first() is not None:
-                raise errors.JournalError(
-                    f"an intent for {suspension['policy']} of run {suspension['run_id']} is already recorded;"
-                    " its prior value is never overwritten"
-                )
-            conn.execute(suspensions.insert().values(**suspension))
-            conn.execute(events.insert().values(**event))
+            fence = self._fence(conn, token)
+            for suspension, event in items:
+                fence(str(suspension["run_id"]))
+                self._statements.insert(conn, suspension, event)
 
-    def _locked_suspension(self, conn: sa.Connection, run_id: str, policy: str) -> Row:
-        row = conn.execute(
-            sa.select(suspensions)
-            .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise errors.JournalError(f"no suspension of {policy} recorded for run {run_id} in {self.url}")
-        return dict(row._mapping)
-
-    def set_prior(self, run_id: str, policy: str, prior: str, *, token: int | None) -> None:
-        with self._write(f"record the prior of {policy}") as conn:
+    def set_priors(self, run_id: str, priors: Sequence[tuple[str, str]], *, token: int | None) -> None:
+        """Prior values (JSON text), each (policy, prior) in order; written once per policy."""
+        if not priors:
+            return
+        what = (
+            f"record the prior of {priors[0][0]}"
+            if len(priors) == 1
+            else f"record {len(priors)} priors of run {run_id}"
+        )
+        with self._write(what) as conn:
             self._locked_run(conn, run_id, token)
-            current = self._locked_suspension(conn, run_id, policy)
-            if current["prior_known"]:
-                if current["prior"] == prior:
-                    return
-                raise errors.JournalError(
-                    f"the prior of {policy} for run {run_id} is already recorded; it is never replaced"
-                )
-            conn.execute(
-                suspensions.update()
-                .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
-                .values(prior=prior, prior_known=1)
-            )
+            for policy, prior in priors:
+                self._statements.set_prior(conn, run_id, policy, prior)
 
-    def update_suspension(
-        self,
-        run_id: str,
-        policy: str,
-        values: Row,
-        *,
-        event: Row,
-        token: int | None,
-        expect: Collection[str],
+    def update_suspensions(
+        self, run_id: str, updates: Sequence[journalsuspensions.Update], *, token: int | None
     ) -> None:
-        with self._write(f"update the suspension of {policy}") as conn:
+        """State changes, each in order; compare-and-set per item when it names ``expect``ed states."""
+        if not updates:
+            return
+        what = (
+            f"update the suspension of {updates[0].policy}"
+            if len(updates) == 1
+            else f"update {len(updates)} suspensions of run {run_id}"
+        )
+        with self._write(what) as conn:
             self._locked_run(conn, run_id, token)
-            current = self._locked_suspension(conn, run_id, policy)
-            if expect and current["state"] not in expect:
-                raise errors.StateConflictError(
-                    f"the suspension of {policy} for run {run_id} is {current['state']},"
-                    f" not {' or '.join(sorted(expect))}; not moved to {values['state']}"
-                )
-            conn.execute(
-                suspensions.update()
-                .where(suspensions.c.run_id == run_id, suspensions.c.policy == policy)
-                .values(**values)
-            )
-            conn.execute(events.insert().values(**event))
+            for update in updates:
+                self._statements.update(conn, run_id, update)
 
     def suspensions(self, *, run_id: str | None, states: Collection[str]) -> list[Row]:
         query = sa.select(*self._columns(suspensions)).order_by(suspensions.c.run_id, suspensions.c.policy)

@@ -9,6 +9,12 @@ token: a write that passes ``token`` is refused with ``OwnershipLostError`` once
 has taken the run over (``take_over`` bumps the token), so a stale process writes nothing more.
 ``expect`` arguments make a write a compare-and-set on the current state (``StateConflictError``).
 
+Batches: ``record_intents``, ``record_priors`` and ``update_suspensions`` mean exactly calling
+``record_intent``, ``record_prior`` and ``update_suspension`` for each item in order (same
+validation, fencing, redaction, events and errors), in ONE transaction: one commit for the whole
+batch, and an item refused rolls the whole batch back, so nothing of it is written. An empty batch
+writes nothing (and checks nothing).
+
 A store opened ``read_only`` never writes, never migrates, and raises ``JournalReadOnlyError``
 from every write method.
 """
@@ -16,10 +22,23 @@ from every write method.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator import records
+
+
+@dataclass(frozen=True)
+class SuspensionUpdate:
+    """One item of ``update_suspensions``: the arguments of one ``update_suspension`` but the run and token."""
+
+    policy: str
+    state: records.SuspensionState
+    at: float
+    detail: str
+    event: records.Event
+    expect: Collection[records.SuspensionState] = ()
 
 
 class JournalStore(Protocol):
@@ -68,6 +87,15 @@ class JournalStore(Protocol):
         event: records.Event,
         token: int | None = None,
         expect: Collection[records.SuspensionState] = (),
+    ) -> None: ...
+    def record_intents(
+        self, items: Sequence[tuple[records.SuspensionRecord, records.Event]], *, token: int | None = None
+    ) -> None: ...
+    def record_priors(
+        self, run_id: str, priors: Sequence[tuple[str, dict[str, Any]]], *, token: int | None = None
+    ) -> None: ...
+    def update_suspensions(
+        self, run_id: str, updates: Sequence[SuspensionUpdate], *, token: int | None = None
     ) -> None: ...
     def suspensions(self, run_id: str | None = None, *, unrestored: bool = False) -> list[records.SuspensionRecord]: ...
     def export_jsonl(self, run_id: str, path: Path) -> None: ...

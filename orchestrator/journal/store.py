@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, records, redaction
-from orchestrator.adapters import journaldb
+from orchestrator.adapters import journaldb, journalsuspensions
 from orchestrator.journal import base as journal_base
 
 _ACTIVE = tuple(s.value for s in records.RunState if s.active)
@@ -198,25 +198,22 @@ class SqlJournal:
     def record_intent(
         self, suspension: records.SuspensionRecord, event: records.Event, *, token: int | None = None
     ) -> None:
-        self._db.insert_suspension(
-            {
-                "run_id": suspension.run_id,
-                "policy": suspension.policy,
-                "kind": suspension.kind,
-                "target_key": suspension.target_key,
-                "prior": suspension.prior_json(),
-                "deadline_at": suspension.deadline_at,
-                "state": suspension.state.value,
-                "updated_at": suspension.updated_at,
-                "detail": suspension.detail,
-                "prior_known": 1 if suspension.prior_known else 0,
-            },
-            _event_row(event),
-            token=token,
-        )
+        self.record_intents([(suspension, event)], token=token)
+
+    def record_intents(
+        self, items: Sequence[tuple[records.SuspensionRecord, records.Event]], *, token: int | None = None
+    ) -> None:
+        self._db.insert_suspensions([(_suspension_row(s), _event_row(e)) for s, e in items], token=token)
 
     def record_prior(self, run_id: str, policy: str, prior: dict[str, Any], *, token: int | None = None) -> None:
-        self._db.set_prior(run_id, policy, json.dumps(prior, sort_keys=True), token=token)
+        self.record_priors(run_id, [(policy, prior)], token=token)
+
+    def record_priors(
+        self, run_id: str, priors: Sequence[tuple[str, dict[str, Any]]], *, token: int | None = None
+    ) -> None:
+        self._db.set_priors(
+            run_id, [(policy, json.dumps(prior, sort_keys=True)) for policy, prior in priors], token=token
+        )
 
     def update_suspension(
         self,
@@ -230,14 +227,13 @@ class SqlJournal:
         token: int | None = None,
         expect: Collection[records.SuspensionState] = (),
     ) -> None:
-        self._db.update_suspension(
-            run_id,
-            policy,
-            {"state": state.value, "updated_at": at, "detail": redaction.clean(detail)},
-            event=_event_row(event),
-            token=token,
-            expect=[s.value for s in expect],
-        )
+        update = journal_base.SuspensionUpdate(policy, state, at=at, detail=detail, event=event, expect=expect)
+        self.update_suspensions(run_id, [update], token=token)
+
+    def update_suspensions(
+        self, run_id: str, updates: Sequence[journal_base.SuspensionUpdate], *, token: int | None = None
+    ) -> None:
+        self._db.update_suspensions(run_id, [_update(u) for u in updates], token=token)
 
     def suspensions(self, run_id: str | None = None, *, unrestored: bool = False) -> list[records.SuspensionRecord]:
         rows = self._db.suspensions(run_id=run_id, states=_UNRESTORED if unrestored else ())
@@ -262,6 +258,32 @@ def _event_row(event: records.Event) -> dict[str, Any]:
         "duration_s": event.duration_s,
         "data": _dumps(redaction.clean_value(event.data)),
     }
+
+
+def _suspension_row(suspension: records.SuspensionRecord) -> dict[str, Any]:
+    return {
+        "run_id": suspension.run_id,
+        "policy": suspension.policy,
+        "kind": suspension.kind,
+        "target_key": suspension.target_key,
+        "prior": suspension.prior_json(),
+        "deadline_at": suspension.deadline_at,
+        "state": suspension.state.value,
+        "updated_at": suspension.updated_at,
+        "detail": suspension.detail,
+        "prior_known": 1 if suspension.prior_known else 0,
+    }
+
+
+def _update(update: journal_base.SuspensionUpdate) -> journalsuspensions.Update:
+    return journalsuspensions.Update(
+        update.policy,
+        update.state.value,
+        update.at,
+        redaction.clean(update.detail),
+        _event_row(update.event),
+        [s.value for s in update.expect],
+    )
 
 
 def _event(row: dict[str, Any]) -> records.Event:
