@@ -69,7 +69,7 @@ def restore_run(
             f"`drill status {run.run_id}` shows how it ends"
         ) from None
     report = recovery.finish_orphaned_run(
-        journal, run, token=token, clock=clock, actor=ACTOR, reason=reason, force=args.force
+        journal, run, token=token, clock=clock, actor=ACTOR, reason=reason, force=getattr(args, "force", False)
     )
     _print(run.run_id, report)
     problems: list[str] = []
@@ -143,7 +143,7 @@ def _from_markers(args: argparse.Namespace, journal: journal_base.JournalStore |
     found = False
     for target in _targets(args, journal):
         report = markers.restore_from_markers(
-            target, run_id=run_id, now=now, expired_only=run_id is None, force=args.force
+            target, run_id=run_id, now=now, expired_only=run_id is None, force=getattr(args, "force", False)
         )
         for line in report.restored:
             found = True
