@@ -39,7 +39,7 @@ from orchestrator.adapters import journalsuspensions, sqlengines
 
 Row = dict[str, Any]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _PG_SCHEMA_LOCK = 0x6472696C6C  # "drill": serializes schema creation between processes on PostgreSQL
 
 metadata = sa.MetaData()
@@ -100,6 +100,8 @@ suspensions = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("prior_known", sa.Integer, nullable=False, server_default="1"),
+    # The order the run recorded its intents in (1, 2, ...): restores go in its reverse. 0: written before v3.
+    sa.Column("ordinal", sa.Integer, nullable=False, server_default="0"),
 )
 target_locks = sa.Table(
     "target_locks",
@@ -114,8 +116,9 @@ schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.In
 _V1_MISSING: dict[str, dict[str, Any]] = {
     "runs": {"owner": "", "token": 1, "heartbeat_at": 0.0},
     "events": {"consumed": 1},
-    "suspensions": {"prior_known": 1},
+    "suspensions": {"prior_known": 1, "ordinal": 0},
 }
+_V2_MISSING: dict[str, dict[str, Any]] = {"suspensions": {"ordinal": 0}}
 _V1_TO_V2 = [
     "ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE runs ADD COLUMN token INTEGER NOT NULL DEFAULT 1",
@@ -126,6 +129,7 @@ _V1_TO_V2 = [
     "ALTER TABLE suspensions ADD COLUMN prior_known INTEGER NOT NULL DEFAULT 1",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at)",
 ]
+_V2_TO_V3 = ["ALTER TABLE suspensions ADD COLUMN ordinal INTEGER NOT NULL DEFAULT 0"]
 
 
 display_url = sqlengines.display_url
@@ -230,6 +234,8 @@ class JournalDb:
                 self._check_version(version, read_only=True)
                 if version == 1:
                     self._missing = _V1_MISSING
+                elif version == 2:
+                    self._missing = _V2_MISSING
             return
         with self._write("open") as conn:
             if self.dialect == "postgresql":
@@ -245,6 +251,9 @@ class JournalDb:
                     conn.exec_driver_sql(statement)
                 target_locks.create(conn, checkfirst=True)
                 schema_version.create(conn, checkfirst=True)
+            if version in (1, 2):
+                for statement in _V2_TO_V3:
+                    conn.exec_driver_sql(statement)
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
 
     @staticmethod
@@ -455,9 +464,14 @@ class JournalDb:
         )
         with self._write(what) as conn:
             fence = self._fence(conn, token)
+            last: dict[str, int] = {}  # per run: the ordinal of its latest intent
             for suspension, event in items:
-                fence(str(suspension["run_id"]))
-                self._statements.insert(conn, suspension, event)
+                run_id = str(suspension["run_id"])
+                fence(run_id)
+                if run_id not in last:
+                    last[run_id] = self._statements.last_ordinal(conn, run_id)
+                last[run_id] += 1
+                self._statements.insert(conn, {**suspension, "ordinal": last[run_id]}, event)
 
     def set_priors(self, run_id: str, priors: Sequence[tuple[str, str]], *, token: int | None) -> None:
         """Prior values (JSON text), each (policy, prior) in order; written once per policy."""
@@ -490,7 +504,10 @@ class JournalDb:
                 self._statements.update(conn, run_id, update)
 
     def suspensions(self, *, run_id: str | None, states: Collection[str]) -> list[Row]:
-        query = sa.select(*self._columns(suspensions)).order_by(suspensions.c.run_id, suspensions.c.policy)
+        order = [suspensions.c.run_id, suspensions.c.policy]
+        if "ordinal" not in self._missing.get("suspensions", {}):
+            order.insert(1, suspensions.c.ordinal)  # the order of the intents; restores reverse it
+        query = sa.select(*self._columns(suspensions)).order_by(*order)
         if run_id is not None:
             query = query.where(suspensions.c.run_id == run_id)
         if states:

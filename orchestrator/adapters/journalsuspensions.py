@@ -41,6 +41,9 @@ class SuspensionStatements:
         self._where = where
         key = (suspensions.c.run_id == sa.bindparam("key_run_id"), suspensions.c.policy == sa.bindparam("key_policy"))
         self._exists = sa.select(suspensions.c.state).where(*key)
+        self._last_ordinal = sa.select(sa.func.coalesce(sa.func.max(suspensions.c.ordinal), 0)).where(
+            suspensions.c.run_id == sa.bindparam("key_run_id")
+        )
         current = (suspensions.c.state, suspensions.c.prior, suspensions.c.prior_known)
         self._current = sa.select(*current).where(*key).with_for_update()
         self._insert = suspensions.insert()
@@ -62,6 +65,10 @@ class SuspensionStatements:
         if row is None:
             raise errors.JournalError(f"no suspension of {policy} recorded for run {run_id} in {self._where}")
         return row._mapping
+
+    def last_ordinal(self, conn: sa.Connection, run_id: str) -> int:
+        """The ordinal of the run's latest intent (0: none yet)."""
+        return int(conn.execute(self._last_ordinal, {"key_run_id": run_id}).scalar_one())
 
     def insert(self, conn: sa.Connection, suspension: Row, event: Row) -> None:
         """The intent: a new suspension row and its event; never over an existing one."""

@@ -251,6 +251,53 @@ def test_a_read_only_open_reads_a_v1_journal_without_migrating_it(tmp_path: Path
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
 
 
+def _v2_journal(db: Path) -> None:
+    """A journal as drill wrote it before suspensions kept their order (schema version 2)."""
+    _v1_journal(db)
+    store.open_journal(db).close()  # migrated to the current version, then taken back to version 2
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("ALTER TABLE suspensions DROP COLUMN ordinal")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        conn.execute(
+            "INSERT INTO suspensions (run_id, policy, kind, target_key, prior, deadline_at, state, updated_at,"
+            " detail, prior_known) VALUES ('old-1', 'a', 'sandbox-autorestart', 'sandbox:/x', '{}', 70.0,"
+            " 'suspended', 12.0, '', 1)"
+        )
+
+
+def test_a_v2_journal_is_read_as_is_and_migrated_on_a_write_open(tmp_path: Path) -> None:
+    db = tmp_path / "journal.db"
+    _v2_journal(db)
+    reader = store.open_journal(db, read_only=True)
+    try:
+        assert [s.policy for s in reader.suspensions("old-1")] == ["a", "p"]  # no order recorded: by name
+    finally:
+        reader.close()
+    journal = store.open_journal(db)
+    try:
+        journal.record_intent(
+            records.SuspensionRecord(
+                run_id="old-1",
+                policy="0-first-by-name",
+                kind="sandbox-autorestart",
+                target_key="sandbox:/x",
+                prior={},
+                deadline_at=70.0,
+                state=records.SuspensionState.INTENDED,
+                updated_at=13.0,
+                prior_known=False,
+            ),
+            records.action("old-1", 13.0, "suspend.intent", actor="drill", trigger="t"),
+        )
+        # the rows of version 2 (ordinal 0) come first, by name; then the new intents in their order
+        assert [s.policy for s in journal.suspensions("old-1")] == ["a", "p", "0-first-by-name"]
+    finally:
+        journal.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert max(v for (v,) in conn.execute("SELECT version FROM schema_version")) == journaldb.SCHEMA_VERSION
+
+
 def test_a_journal_newer_than_drill_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "journal.db"
     store.open_journal(db).close()

@@ -313,6 +313,19 @@ def test_record_intent_is_a_plain_insert(store: journal_base.JournalStore) -> No
         store.record_intent(make_suspension("nope"), action("nope"))
 
 
+def test_suspensions_come_back_in_the_order_their_intents_were_recorded(store: journal_base.JournalStore) -> None:
+    """Not in name order: a restore reverses this order (the last suspended is the first restored)."""
+    store.create_run(make_run())
+    store.create_run(make_run("d-2"))
+    names = ["zeta", "alpha", "mid", "beta"]
+    store.record_intent(make_suspension(policy=names[0]), action(name="suspend.intent"), token=1)
+    store.record_intent(make_suspension("d-2", policy="only"), action("d-2", name="suspend.intent"), token=1)
+    store.record_intents([(make_suspension(policy=n), action(name="suspend.intent")) for n in names[1:3]], token=1)
+    store.record_intent(make_suspension(policy=names[3]), action(name="suspend.intent"), token=1)
+    assert [s.policy for s in store.suspensions("d-1")] == names
+    assert [s.policy for s in store.suspensions() if s.run_id == "d-1"] == names
+
+
 def test_record_prior_is_written_once(store: journal_base.JournalStore) -> None:
     store.create_run(make_run())
     store.record_intent(make_suspension(prior_known=False), action(name="suspend.intent"))
