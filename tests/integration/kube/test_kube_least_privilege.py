@@ -8,8 +8,9 @@ the simulated responder scales it back) on the shipped example app ``app.yaml``,
 remediation automation it has, each selected by label: every grant of the Role is exercised.
 
 Granularity: each verb of each rule (RBAC grants a rule's verbs to all its resources together). Each is
-removed in turn from the exact shipped file and a fresh namespace runs the same drill. What is expected of each is in ``EXPECTED`` with the reason; a rule the
-shipped file gains without an expectation fails the test. In short:
+removed in turn from the exact shipped file and a fresh namespace runs the same drill. What is expected of
+each is in ``EXPECTED`` with the reason; a rule the shipped file gains without an expectation fails the test.
+In short:
 
 - get/list/patch of every suspended kind, get/create/update/delete of the Lease, watch of deployments (the
   steady-state probe runs in preflight): refused by preflight (exit 2), the missing verb and resource named, no
