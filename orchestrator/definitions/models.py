@@ -378,6 +378,72 @@ class Expectations(_Model):
     )
 
 
+class WatchedPods(_Model):
+    namespace: Namespace
+    selector: str = Field(min_length=1, max_length=1024, description="A label selector, e.g. 'app=web'.")
+
+
+class WatchedObject(_Model):
+    api_version: Annotated[str, Field(max_length=253)] = Field(description="e.g. remediation.drill.dev/v1.")
+    kind: Annotated[str, Field(max_length=63)] = Field(description="As the API writes it, e.g. Remediator.")
+    namespace: Namespace | None = Field(default=None, description="None for a cluster-scoped object.")
+    name: ObjectName
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if not _API_VERSION.match(value):
+            raise ValueError(f"{value!r} is not an apiVersion: write group/version, e.g. apps/v1")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if not _KIND.match(value):
+            raise ValueError(f"{value!r} is not a kind: write it as the API does, e.g. Remediator")
+        return value
+
+
+class StatusCondition(_Model):
+    type: str = Field(min_length=1, max_length=316, description="status.conditions[].type, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"] = "True"
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> object:
+        return str(value) if isinstance(value, bool) else value  # YAML's bare True means the string
+
+
+class WatchCondition(_Model):
+    """One condition of the steady state on Kubernetes objects, watched through the API: exactly one of
+    ``deployment`` (with ``availableReplicas``), ``pods`` (with ``ready``), ``object`` (with ``condition``)."""
+
+    deployment: ObjectRef | None = Field(default=None, description="A Deployment: {namespace, name}.")
+    available_replicas: int | None = Field(
+        default=None, ge=1, le=100_000, description="At least this many available; default: all of spec.replicas."
+    )
+    pods: WatchedPods | None = Field(default=None, description="The pods behind a label selector.")
+    ready: int | None = Field(default=None, ge=1, le=100_000, description="At least this many Ready; default 1.")
+    object: WatchedObject | None = Field(default=None, description="Any object: {apiVersion, kind, namespace, name}.")
+    condition: StatusCondition | None = Field(default=None, description="Its status condition: {type, status}.")
+
+    @model_validator(mode="after")
+    def _one(self) -> WatchCondition:
+        given = [k for k in ("deployment", "pods", "object") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of deployment: {namespace, name}, pods: {namespace, selector} "
+                "or object: {apiVersion, kind, namespace, name}"
+            )
+        if self.available_replicas is not None and self.deployment is None:
+            raise ValueError("availableReplicas: only with deployment")
+        if self.ready is not None and self.pods is None:
+            raise ValueError("ready: only with pods")
+        if (self.condition is None) != (self.object is None):
+            raise ValueError("object and condition go together: object: {...}, condition: {type: Ready}")
+        return self
+
+
 class Detection(_Model):
     """How the steady state is watched to detect mitigation (or automatic recovery)."""
 
@@ -385,6 +451,18 @@ class Detection(_Model):
     hold_window: Duration = Field(
         default=10.0, description="The steady state must hold this long to count as mitigated."
     )
+    conditions: list[WatchCondition] = Field(
+        default_factory=list,
+        max_length=_L.policies,
+        description="Kubernetes only: the steady state as conditions on objects, watched instead of the probes.",
+    )
+
+    def check_target(self, target: SandboxTarget | KubernetesTarget) -> None:
+        if self.conditions and not isinstance(target, KubernetesTarget):
+            raise ValueError(
+                f"detection.conditions: watch conditions on Kubernetes objects; a {target.kind} target has none "
+                "(its steady state is the experiment's probes): remove detection.conditions"
+            )
 
 
 class AbortProbe(_Model):
@@ -528,6 +606,7 @@ class Spec(_Model):
         if dupes:
             raise ValueError(f"policies: duplicate name(s) {', '.join(dupes)}; give each policy its own name")
         self._policies_fit_target()
+        self.detection.check_target(self.target)
         if self.mode is Mode.NO_AUTOMATION:
             if not self.policies:
                 raise ValueError("policies: a no-automation drill suspends at least one policy")

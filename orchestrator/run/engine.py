@@ -512,6 +512,7 @@ class Engine:
             request_abort=self.request_abort,
             simulate_mitigation=self.target.simulate_mitigation,
             auto_respond=list(self.auto_respond),
+            watch=lambda: self.target.watch_conditions(self.spec.detection.conditions, now=self.clock.now),
         )
 
     def _suspend_all(self) -> None:

@@ -8,6 +8,11 @@ steady-state probes every ``detection.interval`` (breach -> detected; holding fo
 ``holdWindow`` -> mitigated, timed to the start of the window), guardrail probes every
 ``guardrails.checkInterval``, timed hints, then the end conditions: resolved, aborted,
 recovered, or max duration (timed out, censored timings).
+
+A Kubernetes drill that declares ``detection.conditions`` watches them instead of polling the probes:
+the breach and the start of the hold window are the receipt times of the watch events that made the
+conditions false and true again, and the loop wakes on every change of the watch (and at the end of
+the hold window) instead of sleeping until the next check.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from orchestrator import errors, records
 from orchestrator.adapters import chaostoolkit
 from orchestrator.clock import Clock
 from orchestrator.definitions import models
 from orchestrator.run import autorespond, interrupting
+
+if TYPE_CHECKING:
+    from orchestrator.adapters import kubewatch
 
 TL = records.TimelineKind
 C = records.Command
@@ -33,6 +41,19 @@ class Probes(Protocol):
 
     def steady_state(self) -> chaostoolkit.StepResult: ...
     def check_probe(self, activity: dict[str, Any]) -> chaostoolkit.StepResult: ...
+
+
+class Watch(Protocol):
+    """A watch of the steady state's conditions (``adapters.kubewatch.ConditionWatch``)."""
+
+    def start(self) -> None: ...
+    def state(self) -> kubewatch.State: ...
+    def wait_change(self, version: int, timeout: float) -> kubewatch.State: ...
+    def close(self) -> None: ...
+
+
+def _no_watch() -> Watch | None:
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +75,8 @@ class Context:
     request_abort: Callable[[str], None]
     simulate_mitigation: Callable[[], str]
     auto_respond: list[autorespond.Step] = field(default_factory=list)
+    watch: Callable[[], Watch | None] = _no_watch
+    """Builds the watch of ``detection.conditions`` (not started); None: the probes are polled."""
 
 
 @dataclass
@@ -70,9 +93,20 @@ class Result:
 
 
 def respond(ctx: Context) -> Result:
-    spec = ctx.spec
-    if spec.mode is models.Mode.CHAOS:
+    if ctx.spec.mode is models.Mode.CHAOS:
         return _chaos(ctx)
+    watch = ctx.watch() if ctx.spec.detection.conditions else None
+    if watch is None:
+        return _respond(ctx, None)
+    watch.start()
+    try:
+        return _respond(ctx, watch)
+    finally:
+        watch.close()
+
+
+def _respond(ctx: Context, watch: Watch | None) -> Result:
+    spec = ctx.spec
     seen = Result()
     humans = spec.mode is models.Mode.NO_AUTOMATION
     pending = list(ctx.auto_respond) if humans else []
@@ -80,6 +114,7 @@ def respond(ctx: Context) -> Result:
     run_end = ctx.started_at + spec.guardrails.max_duration
     next_check = ctx.t0
     next_guard = ctx.t0 + spec.guardrails.check_interval
+    version = -1  # the watch's state last looked at
     while True:
         now = ctx.clock.now()
         while pending and now >= ctx.t0 + pending[0].delay_s:
@@ -88,7 +123,11 @@ def respond(ctx: Context) -> Result:
             _apply(ctx, seen, command, humans=humans)
         if ctx.stop.is_set():
             return seen
-        if now >= next_check:
+        if watch is not None:
+            state = watch.state()
+            version = state.version
+            _check_watch(ctx, seen, state, now)
+        elif now >= next_check:
             _check_steady_state(ctx, seen, now)
             next_check = now + spec.detection.interval
         if now >= next_guard and spec.guardrails.abort_when:
@@ -108,8 +147,14 @@ def respond(ctx: Context) -> Result:
             ctx.timeline(TL.TIMED_OUT, max_duration_s=spec.guardrails.max_duration)
             return seen
         later = ctx.clock.now()
-        wait = min(ctx.poll_s, max(0.0, next_check - later), max(0.0, run_end - later))
-        ctx.clock.wait(ctx.stop, wait if wait > 0 else 0.01)
+        if watch is None:
+            wait = min(ctx.poll_s, max(0.0, next_check - later), max(0.0, run_end - later))
+            ctx.clock.wait(ctx.stop, wait if wait > 0 else 0.01)
+            continue
+        wait = min(ctx.poll_s, max(0.0, run_end - later))  # commands and an abort are still looked at every poll
+        if seen.hold_start is not None and seen.restored_at is None:
+            wait = min(wait, max(0.0, seen.hold_start + spec.detection.hold_window - later))
+        watch.wait_change(version, wait if wait > 0 else 0.01)
 
 
 def _simulate(ctx: Context, step: autorespond.Step) -> None:
@@ -187,14 +232,31 @@ def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
             ctx.timeline(TL.DETECTED, at=now, by="steady-state probes", detail=result.summary)
         seen.hold_start = None
         return
+    _holding(ctx, seen, since=now if seen.hold_start is None else seen.hold_start, now=now, watched=False)
+
+
+def _check_watch(ctx: Context, seen: Result, state: kubewatch.State, now: float) -> None:
+    """The watch's view: the breach and the start of the hold window are the receipt times of its events."""
+    if not state.known:
+        return
+    if state.breached_at is not None and not seen.detected:
+        seen.detected = True
+        ctx.timeline(TL.DETECTED, at=state.breached_at, by="watched conditions", detail=state.breach_detail)
+    if not state.holds or state.since is None:
+        seen.hold_start = None
+        return
+    _holding(ctx, seen, since=state.since, now=now, watched=True)
+
+
+def _holding(ctx: Context, seen: Result, *, since: float, now: float, watched: bool) -> None:
+    """The steady state holds (since ``since``): mitigated, or recovered, once it has held for the hold window."""
     # With no human, automation may repair the fault before the first check can see it (an operator reacts
     # in a tenth of a second): the steady state holding from the first check on is a recovery too, timed to
     # that check (an upper bound) and said so. With humans, only a breach that was seen can be mitigated.
     unseen = not seen.detected and ctx.spec.mode is models.Mode.AUTO_RECOVERY
     if (not seen.detected and not unseen) or seen.restored_at is not None:
         return
-    if seen.hold_start is None:
-        seen.hold_start = now
+    seen.hold_start = since
     if now - seen.hold_start >= ctx.spec.detection.hold_window:
         seen.restored_at = seen.hold_start
         extra = {"breach_seen": False} if unseen else {}
@@ -209,8 +271,13 @@ def _check_steady_state(ctx: Context, seen: Result, now: float) -> None:
             ctx.timeline(
                 TL.NOTE,
                 at=now,
-                text="the steady state held at every check after the fault: it recovered before the first check "
-                "could see a breach (the recovery time is an upper bound), or the fault broke nothing it watches",
+                text=(
+                    "the watched conditions held from the watch's first list after the fault: it recovered before "
+                    "the watch started (the recovery time is an upper bound), or the fault broke nothing it watches"
+                    if watched
+                    else "the steady state held at every check after the fault: it recovered before the first check "
+                    "could see a breach (the recovery time is an upper bound), or the fault broke nothing it watches"
+                ),
             )
 
 

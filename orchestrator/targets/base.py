@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.definitions import models
 from orchestrator.policies import base
+
+if TYPE_CHECKING:
+    from orchestrator.adapters import kubewatch
 
 Policy = models.SandboxAutorestartPolicy | models.KubernetesPolicy
 
@@ -63,4 +66,11 @@ class Target(Protocol):
 
     def simulate_mitigation(self) -> str:
         """What a responder would do to mitigate the sandbox fault (``--auto-respond``); returns what was done."""
+        ...
+
+    def watch_conditions(
+        self, conditions: Sequence[models.WatchCondition], *, now: Callable[[], float]
+    ) -> kubewatch.ConditionWatch | None:
+        """A watch of ``detection.conditions`` on this target, not started yet (None: the target has none);
+        ``now`` stamps each event's receipt."""
         ...

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from orchestrator import errors, redaction
-from orchestrator.adapters import kube
+from orchestrator.adapters import kube, kubewatch
 from orchestrator.definitions import models
 from orchestrator.policies import base
 from orchestrator.policies import kubernetes as kpol
@@ -276,6 +276,27 @@ class KubernetesTarget:
             "apps/v1", "Deployment", m.namespace, m.deployment, {"spec": {"replicas": m.replicas}}, patch_type="merge"
         )
         return f"scaled Deployment {m.namespace}/{m.deployment} to {m.replicas} replicas"
+
+    def watch_conditions(
+        self, conditions: Sequence[models.WatchCondition], *, now: Callable[[], float]
+    ) -> kubewatch.ConditionWatch | None:
+        if not conditions:
+            return None
+        return kubewatch.ConditionWatch(self.api, [watched(c) for c in conditions], now=now)
+
+
+def watched(condition: models.WatchCondition) -> kubewatch.Condition:
+    """The adapter's form of one condition of a drill file's ``detection.conditions``."""
+    if condition.deployment is not None:
+        ref = condition.deployment
+        return kubewatch.Condition.deployment(ref.namespace, ref.name, available=condition.available_replicas)
+    if condition.pods is not None:
+        return kubewatch.Condition.pods(condition.pods.namespace, condition.pods.selector, ready=condition.ready or 1)
+    obj, status = condition.object, condition.condition
+    assert obj is not None and status is not None  # the model allows nothing else
+    return kubewatch.Condition.status(
+        obj.api_version, obj.kind, obj.namespace or "", obj.name, type_=status.type, status=status.status
+    )
 
 
 def _held(ns: str, lease: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,6 @@ class SandboxTarget:
         except control.SandboxError as exc:
             raise errors.TargetError(f"cannot restart the sandbox service: {exc}") from exc
         return "ran `drill sandbox restart`"
+
+    def watch_conditions(self, conditions: Sequence[models.WatchCondition], *, now: Callable[[], float]) -> None:
+        return None  # the sandbox's steady state is the experiment's probes

@@ -77,6 +77,9 @@ class MemoryTarget:
         self.healthy = True
         return "restarted it"
 
+    def watch_conditions(self, conditions: Any, *, now: Callable[[], float]) -> None:
+        return None
+
     def prepare_experiment(self) -> None:
         return None
 
