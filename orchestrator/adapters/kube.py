@@ -153,6 +153,7 @@ class KubeConfigRef:
         # Connection errors are retried a little by urllib3 (nothing was sent); reads of non-idempotent
         # requests never are: a PATCH that may have landed is the caller's to re-read and decide.
         cfg.retries = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, backoff_factor=0.1)
+        cfg.connection_pool_maxsize = 64  # suspensions and restores fan out (a target's concurrency, up to 256)
         return KubeApi(client.ApiClient(cfg), where=self.describe())
 
 

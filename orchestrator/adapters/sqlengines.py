@@ -88,7 +88,12 @@ def sqlite_engine(
                 uri + "&immutable=1", uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
 
-    engine = sa.create_engine("sqlite+pysqlite://", creator=connect)
+    # A creator with no path in the URL would get SQLAlchemy's in-memory pool (SingletonThreadPool: five
+    # connections, closing those of other threads beyond them: a crash once restores fan out to threads).
+    # A file database wants a queue of connections, each used by one thread at a time.
+    engine = sa.create_engine(
+        "sqlite+pysqlite://", creator=connect, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=60
+    )
 
     @sa_event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -199,6 +199,12 @@ class KubernetesTarget(_Model):
     mitigation: ScaleMitigation | None = Field(
         default=None, description="What the simulated responder of `drill run --auto-respond` does to mitigate."
     )
+    concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="API requests in flight at once when suspending and restoring many objects (1: in order).",
+    )
 
     def protected(self) -> set[str]:
         return (set(PROTECTED_NAMESPACES) | set(self.protected_namespaces)) - set(self.allow_protected)

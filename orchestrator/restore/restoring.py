@@ -15,7 +15,9 @@ and the claim) is restored from this run's marker on the object, or found never 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ class RestoreReport:
     restored: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     not_claimed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    """Objects deleted or replaced during the drill: nothing left to restore there, never recreated."""
     journal_errors: list[str] = field(default_factory=list)
     rollback_problem: str | None = None
     """Set when the fault's rollbacks could not be played (the automation may still be all back)."""
@@ -55,10 +59,12 @@ class TolerantJournal:
         self.journal = journal
         self.token = token
         self.errors = errors_out
+        self._one_at_a_time = threading.Lock()  # restores fan out to threads; their journal writes queue here
 
     def attempt(self, what: str, write: Callable[[], object]) -> bool:
         try:
-            write()
+            with self._one_at_a_time:
+                write()
         except errors.OwnershipLostError:
             raise
         except Exception as exc:  # the journal failing must not stop a restore
@@ -148,14 +154,17 @@ def restore_suspension(
     )
     if hooks_dir is not None:
         hooks.pause_point("restoring", run_id=suspension.run_id, hooks_dir=hooks_dir)
+    gone = False
     try:
         suspender.restore(prior, run_id=suspension.run_id, force=force)
         verified = suspender.verify_restored(prior, run_id=suspension.run_id)
         detail = "read back as " + suspender.describe(suspender.snapshot())
+    except errors.ObjectGoneError as exc:  # deleted or replaced meanwhile: said, never recreated, settled
+        verified, gone, detail = False, True, redaction.redact(str(exc))
     except Exception as exc:  # any failure of one policy must not stop the others
         verified, detail = False, redaction.redact(str(exc)) or type(exc).__name__
     done = clock.now()
-    state = SS.RESTORED if verified else SS.FAILED
+    state = SS.RESTORED if verified else SS.GONE if gone else SS.FAILED
     writer.update(
         suspension,
         state,
@@ -190,17 +199,27 @@ def restore_suspensions(
     on_done: Callable[[str, records.SuspensionState], None] | None = None,
     force: bool = False,
 ) -> RestoreReport:
-    """Restore ``suspensions`` in the reverse order of suspension; every one is tried whatever the others do."""
+    """Restore ``suspensions`` in the reverse order of suspension; every one is tried whatever the others do.
+
+    Policies are restored one after another, last suspended first; the objects of one policy (a label
+    selector's many) are restored together, up to the target's ``concurrency`` requests in flight.
+    """
     report = RestoreReport()
     writer = TolerantJournal(journal, token=token, errors_out=report.journal_errors)
-    targets: dict[str, target_base.Target] = {}  # one client per target, not one per suspension
-    for suspension in reversed(list(suspensions)):
-        label = f"{suspension.policy} ({suspension.kind})"
+    targets: dict[str, target_base.Target | Exception] = {}  # one client per target, not one per suspension
+    for suspension in suspensions:
+        if suspension.target_key not in targets:
+            try:
+                targets[suspension.target_key] = target_for(suspension.target_key)
+            except Exception as exc:  # a target that cannot even be built: its suspensions fail below
+                targets[suspension.target_key] = exc
+
+    def one(suspension: records.SuspensionRecord) -> tuple[records.SuspensionState, str]:
         try:
-            target = targets.get(suspension.target_key) or targets.setdefault(
-                suspension.target_key, target_for(suspension.target_key)
-            )
-            state, detail = restore_suspension(
+            target = targets[suspension.target_key]
+            if isinstance(target, Exception):
+                raise target
+            return restore_suspension(
                 writer,
                 suspension,
                 target,
@@ -212,8 +231,7 @@ def restore_suspensions(
             )
         except errors.OwnershipLostError:
             raise
-        except Exception as exc:  # a target that cannot even be built: say so, go on with the others
-            state = SS.FAILED
+        except Exception as exc:  # say so, go on with the others
             detail = redaction.redact(str(exc)) or type(exc).__name__
             writer.append(
                 records.action(
@@ -227,15 +245,41 @@ def restore_suspensions(
                     verified=False,
                 )
             )
-        if state is SS.RESTORED:
-            report.restored.append(label)
-        elif state is SS.NOT_CLAIMED:
-            report.not_claimed.append(label)
-        else:
-            report.failed.append(f"{label}: {detail}")
-        if on_done is not None:
-            on_done(label, state)
+            return SS.FAILED, detail
+
+    workers = max(
+        (t.concurrency for t in targets.values() if not isinstance(t, Exception)),
+        default=1,
+    )
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="drill-restore") as pool:
+        for group in _by_policy(list(reversed(list(suspensions)))):
+            results = pool.map(one, group) if workers > 1 and len(group) > 1 else map(one, group)
+            for suspension, (state, detail) in zip(group, results, strict=True):
+                label = f"{suspension.policy} ({suspension.kind})"
+                if state is SS.RESTORED:
+                    report.restored.append(label)
+                elif state is SS.NOT_CLAIMED:
+                    report.not_claimed.append(label)
+                elif state is SS.GONE:
+                    report.gone.append(f"{label}: {detail}")
+                else:
+                    report.failed.append(f"{label}: {detail}")
+                if on_done is not None:
+                    on_done(label, state)
     return report
+
+
+def _by_policy(ordered: list[records.SuspensionRecord]) -> list[list[records.SuspensionRecord]]:
+    """Consecutive suspensions of one policy (``<policy>:<object>`` units of one selector) grouped, in order."""
+    groups: list[list[records.SuspensionRecord]] = []
+    for suspension in ordered:
+        policy = suspension.policy.split(":", 1)[0] if ":" in suspension.policy else None
+        last = groups[-1][-1].policy if groups else None
+        if policy is not None and last is not None and ":" in last and last.split(":", 1)[0] == policy:
+            groups[-1].append(suspension)
+        else:
+            groups.append([suspension])
+    return groups
 
 
 def expired_suspensions(journal: journal_base.JournalStore, *, now: float) -> list[records.SuspensionRecord]:

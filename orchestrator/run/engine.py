@@ -516,10 +516,7 @@ class Engine:
         )
 
     def _suspend_all(self) -> None:
-        for unit in self.units:
-            if self.stop.is_set():
-                return
-            self.suspensions.suspend(unit)
+        self.suspensions.suspend_all(self.units, concurrency=self.target.concurrency, stop=self.stop)
 
     # -- restore first, then everything else ---------------------------------------------------------
 
@@ -553,6 +550,7 @@ class Engine:
                     actor="drill",
                     restored=report.restored,
                     failed=report.failed,
+                    **({"gone": report.gone} if report.gone else {}),
                 )
             )
         report.journal_errors[:0] = problems
@@ -668,6 +666,7 @@ class Engine:
             problems=tuple(problems),
             restored=tuple(report.restored),
             failed=tuple(report.failed),
+            gone=tuple(report.gone),
         )
 
     def elapsed(self) -> float:

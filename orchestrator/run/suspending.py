@@ -11,9 +11,12 @@ never depends on reading the journal back.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from orchestrator import errors, hooks, records
 from orchestrator.clock import Clock
@@ -22,6 +25,9 @@ from orchestrator.policies import base as policy_base
 from orchestrator.targets import base as target_base
 
 SS = records.SuspensionState
+T = TypeVar("T")
+BATCH_PER_WORKER = 8
+"""Objects per batch for each request in flight: a batch's intents, priors and states are one transaction each."""
 
 
 class ClaimRefusedError(errors.DrillError):
@@ -55,77 +61,150 @@ class Suspensions:
 
     def suspend(self, suspender: policy_base.Suspender) -> None:
         """Suspend one unit (a policy's object); ClaimRefusedError when it is the first and another run holds it."""
+        self.suspend_all([suspender], concurrency=1)
+
+    def suspend_all(
+        self, units: Sequence[policy_base.Suspender], *, concurrency: int, stop: threading.Event | None = None
+    ) -> None:
+        """Suspend ``units`` in order, ``concurrency`` requests in flight, in batches.
+
+        Per batch: the intents in one journal transaction (write-ahead: no object of the batch is touched
+        before), then the claims together, the priors they read in one transaction, then suspend and read
+        back together, and the states in one transaction. A set ``stop`` starts no new batch; a failure
+        ends the phase after its batch is journaled (the engine then restores what was claimed).
+        ClaimRefusedError when another run holds the first objects and nothing of this run was claimed.
+        """
+        size = max(1, concurrency) * BATCH_PER_WORKER if concurrency > 1 else 1
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="drill-suspend") as pool:
+            for start in range(0, len(units), size):
+                if stop is not None and stop.is_set():
+                    return
+                if not self._batch(list(units[start : start + size]), pool):
+                    return
+
+    def _batch(self, units: list[policy_base.Suspender], pool: ThreadPoolExecutor) -> bool:
+        """One batch; False when the phase must end here (a refused claim was turned into an abort)."""
         ctx = self.ctx
-        name, kind = suspender.name, suspender.kind
         started = ctx.clock.now()
-        intent = records.SuspensionRecord(
+        intents = [self._intent(u, started) for u in units]
+        ctx.journal.record_intents(
+            [
+                (
+                    intent,
+                    records.action(
+                        ctx.run_id,
+                        started,
+                        "suspend.intent",
+                        actor="drill",
+                        trigger="suspending",
+                        expected=u.describe(u.suspended_value()) if len(units) == 1 else u.kind,
+                        actual="intent recorded",
+                        policy=u.name,
+                        deadline_at=ctx.deadline_at,
+                    ),
+                )
+                for u, intent in zip(units, intents, strict=True)
+            ],
+            token=ctx.token,
+        )
+        first = len(self.claimed)
+        self.claimed.extend(intents)
+        marker = policy_base.Marker(ctx.run_id, "", "", {}, ctx.deadline_at)
+        claims = list(
+            pool.map(
+                lambda u: _attempt(lambda: u.claim(dataclasses.replace(marker, policy=u.name, kind=u.kind))), units
+            )
+        )
+        priors: list[tuple[str, dict[str, Any]]] = []
+        refused: list[str] = []
+        failure: BaseException | None = None
+        for offset, (unit, (prior, exc)) in enumerate(zip(units, claims, strict=True)):
+            if isinstance(exc, errors.MarkerConflictError):
+                refused.append(str(exc))
+            elif exc is not None:
+                failure = failure or exc
+            else:
+                assert prior is not None
+                self.claimed[first + offset] = dataclasses.replace(intents[offset], prior=prior, prior_known=True)
+                priors.append((unit.name, prior))
+        if priors:
+            ctx.journal.record_priors(ctx.run_id, priors, token=ctx.token)
+        if refused and not any(s.prior_known for s in self.claimed):
+            raise ClaimRefusedError(refused[0])  # nothing changed yet: a failed preflight
+        if failure is not None:
+            raise failure
+        claimed = [u for u, (_, exc) in zip(units, claims, strict=True) if exc is None]
+        outcomes = list(pool.map(self._suspend_and_verify, claimed))
+        updates: list[journal_base.SuspensionUpdate] = []
+        for unit, (event, exc) in zip(claimed, outcomes, strict=True):
+            if event is None:
+                failure = failure or exc
+                continue
+            updates.append(
+                journal_base.SuspensionUpdate(
+                    unit.name,
+                    SS.SUSPENDED,
+                    at=event.at,
+                    detail="verified" if event.data.get("verified") else "not verified",
+                    event=event,
+                )
+            )
+        ctx.journal.update_suspensions(ctx.run_id, updates, token=ctx.token)
+        for update in updates:
+            ctx.show(update.event)
+        if failure is not None:
+            raise failure
+        unverified = [u.policy for u in updates if not u.event.data.get("verified")]
+        if unverified:
+            ctx.request_abort(f"policy {unverified[0]} did not read back as suspended")
+            return False
+        if refused:
+            ctx.request_abort(refused[0])
+            return False
+        return True
+
+    def _intent(self, unit: policy_base.Suspender, at: float) -> records.SuspensionRecord:
+        ctx = self.ctx
+        return records.SuspensionRecord(
             run_id=ctx.run_id,
-            policy=name,
-            kind=kind,
+            policy=unit.name,
+            kind=unit.kind,
             target_key=ctx.target.key,
             prior={},
             prior_known=False,
             deadline_at=ctx.deadline_at,
             state=SS.INTENDED,
-            updated_at=started,
+            updated_at=at,
             detail="suspend intended",
         )
-        ctx.journal.record_intent(
-            intent,
-            records.action(
-                ctx.run_id,
-                started,
-                "suspend.intent",
-                actor="drill",
-                trigger="suspending",
-                expected=suspender.describe(suspender.suspended_value()),
-                actual="intent recorded",
-                policy=name,
-                deadline_at=ctx.deadline_at,
-            ),
-            token=ctx.token,
-        )
-        index = len(self.claimed)
-        self.claimed.append(intent)
-        marker = policy_base.Marker(ctx.run_id, name, kind, {}, ctx.deadline_at)
+
+    def _suspend_and_verify(self, unit: policy_base.Suspender) -> tuple[records.Event | None, BaseException | None]:
+        ctx = self.ctx
+        prior = next(s.prior for s in reversed(self.claimed) if s.policy == unit.name)
+        started = ctx.clock.now()
         try:
-            prior = suspender.claim(marker)
-        except errors.MarkerConflictError as exc:
-            if not any(s.prior_known for s in self.claimed):
-                raise ClaimRefusedError(str(exc)) from None  # nothing changed yet: a failed preflight
-            ctx.request_abort(str(exc))
-            return
-        self.claimed[index] = dataclasses.replace(intent, prior=prior, prior_known=True)
-        ctx.journal.record_prior(ctx.run_id, name, prior, token=ctx.token)
-        suspender.suspend(run_id=ctx.run_id)
-        hooks.pause_point("suspending", run_id=ctx.run_id, hooks_dir=ctx.hooks_dir)
-        verified = suspender.verify_suspended(run_id=ctx.run_id)
-        now = ctx.clock.now()
-        event = records.action(
-            ctx.run_id,
-            now,
-            "suspend",
-            actor="drill",
-            trigger="suspending",
-            expected=suspender.describe(suspender.suspended_value()),
-            actual=("verified: " if verified else "NOT VERIFIED: ") + suspender.describe(suspender.snapshot()),
-            duration_s=now - started,
-            policy=name,
-            prior=prior,
-            verified=verified,
-        )
-        ctx.journal.update_suspension(
-            ctx.run_id,
-            name,
-            SS.SUSPENDED,
-            at=now,
-            detail="verified" if verified else "not verified",
-            event=event,
-            token=ctx.token,
-        )
-        ctx.show(event)
-        if not verified:
-            ctx.request_abort(f"policy {name} did not read back as suspended")
+            unit.suspend(run_id=ctx.run_id)
+            hooks.pause_point("suspending", run_id=ctx.run_id, hooks_dir=ctx.hooks_dir)
+            verified = unit.verify_suspended(run_id=ctx.run_id)
+            now = ctx.clock.now()
+            return (
+                records.action(
+                    ctx.run_id,
+                    now,
+                    "suspend",
+                    actor="drill",
+                    trigger="suspending",
+                    expected=unit.describe(unit.suspended_value()),
+                    actual=("verified: " if verified else "NOT VERIFIED: ") + unit.describe(unit.snapshot()),
+                    duration_s=now - started,
+                    policy=unit.name,
+                    prior=prior,
+                    verified=verified,
+                ),
+                None,
+            )
+        except Exception as exc:
+            return None, exc
 
     def release_unclaimed(self) -> None:
         """Close the intents of a run whose first claim was refused: never claimed, nothing to restore."""
@@ -154,3 +233,10 @@ class Suspensions:
             except errors.JournalError:
                 continue  # the preflight failure that follows is what the user needs to see
         self.claimed.clear()
+
+
+def _attempt(call: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+    try:
+        return call(), None
+    except Exception as exc:
+        return None, exc

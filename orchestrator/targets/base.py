@@ -17,6 +17,8 @@ Policy = models.SandboxAutorestartPolicy | models.KubernetesPolicy
 class Target(Protocol):
     key: str
     """Stable identity, stored in the journal: ``sandbox:/path``. Two runs on one key lock each other out."""
+    concurrency: int
+    """Requests in flight at once when suspending and restoring many objects (1: one after another)."""
 
     def check_reachable(self) -> str | None:
         """None when reachable, else what is wrong and how to fix it."""

@@ -68,6 +68,7 @@ class KubernetesTarget:
         *,
         namespaces: Sequence[str] = (),
         mitigation: models.ScaleMitigation | None = None,
+        concurrency: int = 16,
     ) -> None:
         if not ref.in_cluster:
             path = str(Path(ref.kubeconfig).expanduser().resolve()) if ref.kubeconfig else default_kubeconfig()
@@ -77,6 +78,7 @@ class KubernetesTarget:
         self.key = key_for(ref)
         self.namespaces = sorted(set(namespaces))
         self.mitigation = mitigation
+        self.concurrency = concurrency
         self._api: kube.KubeApi | None = None
         self._leases: list[str] = []
 
@@ -85,7 +87,7 @@ class KubernetesTarget:
         ref = kube.KubeConfigRef(
             kubeconfig=spec.kubeconfig, context=context or spec.context, in_cluster=spec.in_cluster
         )
-        return cls(ref, namespaces=spec.namespaces, mitigation=spec.mitigation)
+        return cls(ref, namespaces=spec.namespaces, mitigation=spec.mitigation, concurrency=spec.concurrency)
 
     @classmethod
     def from_flags(cls, *, kubeconfig: str | None, context: str | None) -> KubernetesTarget:

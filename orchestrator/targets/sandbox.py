@@ -19,6 +19,7 @@ class SandboxTarget:
     def __init__(self, home: Path) -> None:
         self.home = home.resolve()
         self.key = f"sandbox:{self.home}"
+        self.concurrency = 1  # one supervisor, one policy
         self.client = control.SandboxClient(self.home)
 
     def check_reachable(self) -> str | None:

@@ -123,9 +123,13 @@ def write_drill(
     mode: str = "no-automation",
     policies: list[dict[str, Any]] | None = None,
     max_duration: str = "5m",
+    concurrency: int | None = None,
     **spec: Any,
 ) -> Path:
-    """A drill file (and its experiment) on namespace ``ns``; ``spec`` entries override the spec's fields."""
+    """A drill file (and its experiment) on namespace ``ns``; ``spec`` entries override the spec's fields.
+
+    ``concurrency``: the target's requests in flight (1: objects one after another, so a test can stop a run
+    between two of them); default: the target's default."""
     folder.mkdir(parents=True, exist_ok=True)
     exp = folder / f"{name}-experiment.json"
     exp.write_text(json.dumps(experiment(ns), indent=2), encoding="utf-8")
@@ -141,6 +145,7 @@ def write_drill(
             "kubeconfig": str(kubeconfig),
             "namespaces": [ns],
             "mitigation": {"namespace": ns, "deployment": "web", "replicas": 3},
+            **({"concurrency": concurrency} if concurrency is not None else {}),
         },
         "policies": policies if mode == "no-automation" else [],
         "experiment": {"path": str(exp)},

@@ -53,6 +53,7 @@ class Policy:
 @dataclass
 class MemoryTarget:
     key: str = "memory:test"
+    concurrency: int = 1
     policies: dict[str, Policy] = field(default_factory=dict)
     healthy: bool = True
     mutex: threading.Lock = field(default_factory=threading.Lock)

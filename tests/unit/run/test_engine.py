@@ -31,8 +31,11 @@ WRITES = (
     "append",
     "take_commands",
     "record_intent",
+    "record_intents",
     "record_prior",
+    "record_priors",
     "update_suspension",
+    "update_suspensions",
     "lock_target",
     "unlock_target",
     "take_over",
@@ -191,7 +194,7 @@ def test_the_journal_failing_on_any_write_never_leaves_automation_suspended(fast
     tmp_path = fast_dir
     writes = count_writes(tmp_path)
     assert len(writes) > 20
-    first_claim = writes.index("record_intent")
+    first_claim = writes.index("record_intents")
     last_command = max(i for i, w in enumerate(writes) if w == "take_commands")
     restore_path = writes.index("update_suspension", last_command)  # the first restore intent
     codes: dict[int, int] = {}
