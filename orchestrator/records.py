@@ -83,6 +83,7 @@ class SuspensionState(StrEnum):
     RESTORED = "restored"  # restored and verified by reading back
     FAILED = "failed"  # restore attempted and not verified: needs a human
     NOT_CLAIMED = "not-claimed"  # the object was never claimed: nothing to restore
+    GONE = "gone"  # the object was deleted or replaced during the drill: reported, never recreated
 
 
 class Outcome(StrEnum):

@@ -31,6 +31,8 @@ def _print(run_id: str, report: restoring.RestoreReport) -> None:
         print(f"restored and verified: {label} (run {run_id})")
     for label in report.not_claimed:
         print(f"nothing to restore: {label} was never changed (run {run_id})")
+    for label in report.gone:
+        print(f"gone: {label} (run {run_id}); nothing left to restore there", file=sys.stderr)
     for label in report.failed:
         print(f"NOT RESTORED: {label} (run {run_id}); see `drill journal {run_id}`", file=sys.stderr)
     for problem in report.journal_errors:

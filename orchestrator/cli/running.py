@@ -98,6 +98,9 @@ def _chaos_options(args: argparse.Namespace, loaded: loading.LoadedDrill) -> eng
 
 def _verdict(result: results.RunResult) -> None:
     """The one line that matters, on stderr, written so that a closed terminal cannot stop it mattering."""
+    for gone in result.gone:
+        with contextlib.suppress(OSError):
+            print(f"drill: {gone}", file=sys.stderr)
     if result.taken_over is not None:
         line = (
             f"drill: run {result.run_id} was taken over by another process, which restores it; "

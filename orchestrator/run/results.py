@@ -32,6 +32,7 @@ class RunResult:
     problems: tuple[str, ...] = ()
     restored: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()  # deleted or replaced during the drill: reported, never recreated
     report_problem: str | None = None
     index_problem: str | None = None
 
