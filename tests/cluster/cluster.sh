@@ -6,6 +6,14 @@
 #   cluster.sh stop     stop every process it started (safe when nothing runs)
 #   cluster.sh status   exit 0 when running and ready, 1 otherwise
 #   cluster.sh env      print shell exports (KUBECONFIG, DRILL_KUBE_SERVER, ...)
+#   cluster.sh stop-apiserver   stop ONLY kube-apiserver of a running cluster (SIGTERM: it stops listening at
+#                               once; SIGKILL after DRILL_KUBE_APISERVER_STOP_GRACE=3 s, as it lingers on open
+#                               watches); etcd and the other components keep running and retry (an API outage)
+#   cluster.sh start-apiserver  start kube-apiserver again with the same flags as `start`, wait for /readyz
+#                               (bounded by DRILL_KUBE_START_TIMEOUT); a no-op when it runs and is ready. On
+#                               failure it prints the apiserver's log tail and leaves the rest running.
+#   While the apiserver is stopped, `status` fails and `start` would restart the whole cluster from scratch:
+#   use start-apiserver to end the outage.
 #
 # State directory ${DRILL_KUBE_STATE_DIR:-/tmp/drill-kube}: pki/, etcd/, logs/, pids/,
 # kubeconfig, admin-token, audit.log. It is wiped on a fresh start (only if it holds our marker).
@@ -25,10 +33,12 @@ KCM_PORT="${DRILL_KUBE_KCM_PORT:-16444}"
 SCHED_PORT="${DRILL_KUBE_SCHEDULER_PORT:-16445}"
 NODES="${DRILL_KUBE_NODES:-3}"
 TIMEOUT="${DRILL_KUBE_START_TIMEOUT:-120}"
+STOP_GRACE="${DRILL_KUBE_APISERVER_STOP_GRACE:-3}"
 SERVER="https://127.0.0.1:$API_PORT"
 SERVICE_CIDR="10.96.0.0/16"
 MARKER=".drill-kube-state"
 COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler kwok"
+STOP_ON_FAIL=1  # fail_start stops the whole cluster (not for start-apiserver)
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -70,7 +80,7 @@ fail_start() {
   else
     for c in $COMPONENTS; do alive "$c" || { [ -f "$STATE/logs/$c.log" ] && tail_log "$c"; }; done
   fi
-  do_stop
+  [ "$STOP_ON_FAIL" = 0 ] || do_stop
   exit 1
 }
 
@@ -230,6 +240,27 @@ EOF
 }
 
 # ---------------------------------------------------------------- commands
+# launch_apiserver BIN: kube-apiserver with the cluster's flags (used by start and start-apiserver)
+launch_apiserver() {
+  local bin="$1"
+  launch kube-apiserver "$bin/kubecluster" kube-apiserver \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
+    --client-ca-file="$STATE/pki/ca.crt" \
+    --token-auth-file="$STATE/tokens.csv" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$STATE/pki/sa.pub" \
+    --service-account-signing-key-file="$STATE/pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=true \
+    --audit-policy-file="$STATE/audit-policy.yaml" --audit-log-path="$STATE/audit.log" \
+    --audit-log-format=json --audit-log-mode=blocking \
+    --profiling=false --v=1
+}
+
 do_start() {
   if healthy; then
     log "already running and ready (state $STATE, server $SERVER)"
@@ -260,22 +291,7 @@ do_start() {
   etcd_ready() { curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
   wait_for "etcd health" "$deadline" etcd_ready
 
-  launch kube-apiserver "$bin/kubecluster" kube-apiserver \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
-    --client-ca-file="$STATE/pki/ca.crt" \
-    --token-auth-file="$STATE/tokens.csv" \
-    --authorization-mode=Node,RBAC \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$STATE/pki/sa.pub" \
-    --service-account-signing-key-file="$STATE/pki/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" \
-    --endpoint-reconciler-type=none \
-    --allow-privileged=true \
-    --audit-policy-file="$STATE/audit-policy.yaml" --audit-log-path="$STATE/audit.log" \
-    --audit-log-format=json --audit-log-mode=blocking \
-    --profiling=false --v=1
+  launch_apiserver "$bin"
   wait_for "kube-apiserver /readyz" "$deadline" api_ready
 
   launch kube-controller-manager "$bin/kubecluster" kube-controller-manager \
@@ -340,6 +356,60 @@ do_stop() {
   [ "${#pids[@]}" -eq 0 ] || log "stopped ${#pids[@]} processes"
 }
 
+# stop_pid PID GRACE: SIGTERM, then SIGKILL if it is still there after GRACE s; returns once it is gone
+stop_pid() {
+  local pid="$1" deadline=$(( $(date +%s) + $2 )) killed=0
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      [ "$killed" = 0 ] || break
+      kill -KILL "$pid" 2>/dev/null || true
+      killed=1 deadline=$(( $(date +%s) + 5 ))
+    fi
+    sleep 0.1
+  done
+}
+
+# An API server outage: only kube-apiserver stops; etcd, the controllers, the scheduler and kwok keep running.
+do_stop_apiserver() {
+  [ -f "$STATE/$MARKER" ] || die "no cluster state in $STATE: nothing to stop"
+  if ! alive kube-apiserver; then
+    rm -f "$(pidfile kube-apiserver)"
+    log "kube-apiserver is not running"
+    return 0
+  fi
+  local pid
+  pid="$(cat "$(pidfile kube-apiserver)")"
+  # On SIGTERM it stops listening at once (the outage starts) and flushes its audit log, then lingers while
+  # the other components' watch connections stay open: killed after the grace.
+  stop_pid "$pid" "$STOP_GRACE"
+  rm -f "$(pidfile kube-apiserver)"
+  log "kube-apiserver stopped (pid $pid)"
+}
+
+do_start_apiserver() {
+  [ -f "$STATE/$MARKER" ] && [ -f "$STATE/bin-dir" ] || die "no cluster state in $STATE: use start"
+  alive etcd || die "etcd is not running: use start (it restarts the whole cluster)"
+  if alive kube-apiserver && api_ready; then
+    log "kube-apiserver already running and ready (pid $(cat "$(pidfile kube-apiserver)"))"
+    return 0
+  fi
+  if alive kube-apiserver; then  # running but not ready: wait for it like a fresh one
+    log "kube-apiserver runs (pid $(cat "$(pidfile kube-apiserver)")) but is not ready yet"
+  else
+    local bin
+    bin="$(cat "$STATE/bin-dir")"
+    [ -x "$bin/kubecluster" ] || die "no kubecluster binary in '$bin'"
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null || die "port 127.0.0.1:$API_PORT is already in use"
+    launch_apiserver "$bin"
+  fi
+  local t0
+  t0=$(date +%s)
+  STOP_ON_FAIL=0
+  wait_for "kube-apiserver /readyz" "$((t0 + TIMEOUT))" api_ready
+  log "kube-apiserver ready in $(( $(date +%s) - t0 ))s (pid $(cat "$(pidfile kube-apiserver)"))"
+}
+
 do_status() {
   local c rc=0
   for c in $COMPONENTS; do
@@ -364,5 +434,7 @@ case "${1:-}" in
   stop) do_stop ;;
   status) do_status ;;
   env) do_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  stop-apiserver) do_stop_apiserver ;;
+  start-apiserver) do_start_apiserver ;;
+  *) echo "usage: $0 start|stop|status|env|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac
