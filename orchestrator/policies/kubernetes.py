@@ -26,7 +26,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from orchestrator import errors
 from orchestrator.adapters import kube
@@ -37,6 +37,10 @@ MARK_LABEL = f"{LABEL_KEY}=true"
 """The label selector of every object a drill suspended (the marker annotation says which run)."""
 CLAIM_ATTEMPTS = 5
 RESTORE_ATTEMPTS = 5
+T = TypeVar("T")
+SUSPEND_OUTAGE_S = 60.0
+"""How long a claim, a suspend or a read-back waits out an API server that does not answer (then the run aborts
+and restores, which waits longer: ``unreachable_timeout_s``)."""
 _BACKOFF_START_S = 0.2
 _BACKOFF_MAX_S = 5.0
 
@@ -569,6 +573,12 @@ class KubeSuspender:
             raise errors.PolicyError(f"{self.name}: the API server refuses to suspend {self.ref}: {exc}") from exc
 
     def claim(self, marker: base.Marker) -> dict[str, Any]:
+        # Retried through a short outage: a claim that landed before the connection broke is found as ours.
+        return self._through_outages(
+            lambda: self._claim_once(marker), what="claim", run_id=marker.run_id, timeout_s=SUSPEND_OUTAGE_S
+        )
+
+    def _claim_once(self, marker: base.Marker) -> dict[str, Any]:
         for _ in range(CLAIM_ATTEMPTS):
             obj = self._read()
             uid = str(_meta(obj).get("uid") or "")
@@ -618,6 +628,11 @@ class KubeSuspender:
 
     def suspend(self, *, run_id: str) -> None:
         """The values went with the claim; put them back (guarded by resourceVersion) if someone changed them."""
+        self._through_outages(
+            lambda: self._suspend_once(run_id), what="suspend", run_id=run_id, timeout_s=SUSPEND_OUTAGE_S
+        )
+
+    def _suspend_once(self, run_id: str) -> None:
         for _ in range(CLAIM_ATTEMPTS):
             obj = self._read()
             held = self._ours(obj, run_id, action="suspending")
@@ -643,6 +658,11 @@ class KubeSuspender:
         raise errors.PolicyError(f"{self.name}: {self.ref} changed under every one of {CLAIM_ATTEMPTS} writes")
 
     def verify_suspended(self, *, run_id: str) -> bool:
+        return self._through_outages(
+            lambda: self._verify_suspended_once(run_id), what="read back", run_id=run_id, timeout_s=SUSPEND_OUTAGE_S
+        )
+
+    def _verify_suspended_once(self, run_id: str) -> bool:
         obj = self._get()
         if obj is None:
             return False
@@ -666,17 +686,33 @@ class KubeSuspender:
     def restore(self, original: dict[str, Any], *, run_id: str, force: bool = False) -> None:
         if self._prior is None and original.get("fields"):
             self._prior = original
-        deadline = time.monotonic() + self._unreachable_timeout_s
+        self._through_outages(
+            lambda: self._restore_once(original, run_id=run_id, force=force),
+            what="restore",
+            run_id=run_id,
+            timeout_s=self._unreachable_timeout_s,
+        )
+
+    def _through_outages(self, step: Callable[[], T], *, what: str, run_id: str, timeout_s: float) -> T:
+        """``step``, retried with backoff while the API server does not answer, up to ``timeout_s``.
+
+        A 403 right after an outage is retried too: a restarted API server refuses every request until its
+        authorization cache has synced (a tenth of a second here); a 403 without an outage before it is final.
+        """
+        deadline = time.monotonic() + timeout_s
         delay = _BACKOFF_START_S
+        outage = False
         while True:
             try:
-                self._restore_once(original, run_id=run_id, force=force)
-                return
-            except kube.KubeUnavailable as exc:
+                return step()
+            except (kube.KubeUnavailable, kube.KubeForbidden) as exc:
+                if isinstance(exc, kube.KubeForbidden) and not outage:
+                    raise
+                outage = True
                 if time.monotonic() + delay > deadline:
                     raise errors.TargetError(
-                        f"{self.name}: cannot restore {self.ref}: the API server did not answer for "
-                        f"{self._unreachable_timeout_s:g}s ({exc}); the marker stays on the object, "
+                        f"{self.name}: cannot {what} {self.ref}: the API server did not answer for "
+                        f"{timeout_s:g}s ({exc}); the marker (if any) stays on the object, "
                         f"`drill restore {run_id}` tries again"
                     ) from exc
                 self._sleep(delay)

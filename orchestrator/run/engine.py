@@ -289,7 +289,9 @@ class Engine:
         while not self._watch_stop.wait(self.timing.abort_poll_s):
             try:
                 if time.monotonic() - last_beat >= self.timing.heartbeat_s:
-                    self.target.renew_lock(run_id=self.run_id)
+                    lost = self.target.renew_lock(run_id=self.run_id)
+                    if lost is not None and not self.stop.is_set():
+                        self.request_abort(f"target lock lost: {lost}")
                     self.journal.heartbeat(self.run_id, token=self.token, at=self.clock.now())
                     last_beat = time.monotonic()
                 if not self.stop.is_set():

@@ -50,8 +50,11 @@ class Target(Protocol):
         """Take the target's own lock for ``run_id`` (beside the journal's): None when held, else who holds it."""
         ...
 
-    def renew_lock(self, *, run_id: str) -> None:
-        """Keep the lock alive (called with the run's heartbeat); never raises."""
+    def renew_lock(self, *, run_id: str) -> str | None:
+        """Keep the lock alive (called with the run's heartbeat); never raises.
+
+        None while the lock is held (a renewal that merely failed is tried again at the next heartbeat); else
+        why it is lost (another run holds it, or it is gone): the run then aborts and restores."""
         ...
 
     def unlock(self, *, run_id: str) -> None:

@@ -189,10 +189,15 @@ class KubernetesTarget:
             self._leases.append(ns)
         return None
 
-    def renew_lock(self, *, run_id: str) -> None:
+    def renew_lock(self, *, run_id: str) -> str | None:
         for ns in self._leases:
-            with contextlib.suppress(Exception):  # a missed renewal is retried at the next heartbeat
+            try:
                 self.api.renew_lease(ns, LEASE_NAME, holder=run_id)
+            except (kube.KubeConflict, kube.KubeNotFound) as exc:  # expired and taken, or deleted: lost
+                return f"the Lease {ns}/{LEASE_NAME} is no longer this run's: {exc}"
+            except Exception:  # an outage: the next heartbeat tries again, within the Lease's 30 s
+                continue
+        return None
 
     def unlock(self, *, run_id: str) -> None:
         # The Leases this process took, or (``drill restore`` of a run whose process died) every namespace's

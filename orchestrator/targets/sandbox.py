@@ -54,7 +54,7 @@ class SandboxTarget:
     def lock(self, *, run_id: str, deadline_at: float) -> str | None:
         return None  # one folder on one machine: the journal's target lock is the lock
 
-    def renew_lock(self, *, run_id: str) -> None:
+    def renew_lock(self, *, run_id: str) -> str | None:
         return None
 
     def unlock(self, *, run_id: str) -> None:

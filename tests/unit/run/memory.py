@@ -93,8 +93,8 @@ class MemoryTarget:
         self.locked_by = run_id
         return None
 
-    def renew_lock(self, *, run_id: str) -> None:
-        return None
+    def renew_lock(self, *, run_id: str) -> str | None:
+        return None if self.locked_by in (None, run_id) else f"held by run {self.locked_by}"
 
     def unlock(self, *, run_id: str) -> None:
         if self.locked_by == run_id:
