@@ -63,6 +63,7 @@ class InputLimits:
     path_chars: int = 4_096
     participants: int = 100
     policies: int = 50
+    namespaces: int = 1000  # a cluster-wide no-automation day spans hundreds of namespaces
     hints: int = 100
     abort_probes: int = 20
     blackouts: int = 100

@@ -184,7 +184,7 @@ class KubernetesTarget(_Model):
     context: Name | None = Field(default=None, description="Kubeconfig context; `drill run --context` overrides.")
     in_cluster: bool = Field(default=False, description="Use the pod's ServiceAccount instead of a kubeconfig.")
     namespaces: list[Namespace] = Field(
-        min_length=1, max_length=_L.policies, description="Namespaces this drill may select objects in."
+        min_length=1, max_length=_L.namespaces, description="Namespaces this drill may select objects in."
     )
     protected_namespaces: list[Namespace] = Field(
         default_factory=list,
@@ -233,7 +233,7 @@ class LabelSelection(_Model):
         description="A Kubernetes label selector, e.g. 'drill.dev/remediation=true' or 'tier in (web,api)'.",
     )
     namespaces: list[Namespace] = Field(
-        default_factory=list, max_length=_L.policies, description="Default: every namespace of the target."
+        default_factory=list, max_length=_L.namespaces, description="Default: every namespace of the target."
     )
 
 

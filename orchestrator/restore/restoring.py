@@ -15,6 +15,7 @@ and the claim) is restored from this run's marker on the object, or found never 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,10 +26,13 @@ from typing import Any
 from orchestrator import errors, hooks, records, redaction
 from orchestrator.clock import Clock
 from orchestrator.journal import base as journal_base
+from orchestrator.policies import base as policy_base
 from orchestrator.targets import base as target_base
 from orchestrator.targets import registry
 
 SS = records.SuspensionState
+CHUNK_PER_WORKER = 8
+"""Objects restored per chunk for each request in flight: a chunk's intents and results are one transaction each."""
 
 
 @dataclass
@@ -72,6 +76,23 @@ class TolerantJournal:
             return False
         return True
 
+    def update_many(self, items: Sequence[tuple[records.SuspensionRecord, journal_base.SuspensionUpdate]]) -> bool:
+        """Suspension updates in one transaction per run (a failed batch is noted like any failed write)."""
+        ok = True
+        by_run: dict[str, list[journal_base.SuspensionUpdate]] = {}
+        for suspension, update in items:
+            by_run.setdefault(suspension.run_id, []).append(update)
+        for run_id, updates in by_run.items():
+            states = sorted({u.state.value for u in updates})
+            ok = (
+                self.attempt(
+                    f"journal {len(updates)} suspension(s) {'/'.join(states)}",
+                    functools.partial(self.journal.update_suspensions, run_id, updates, token=self.token),
+                )
+                and ok
+            )
+        return ok
+
     def append(self, event: records.Event) -> bool:
         return self.attempt(f"journal {event.name}", lambda: self.journal.append(event, token=self.token))
 
@@ -114,76 +135,173 @@ def restore_suspension(
     force: bool = False,
 ) -> tuple[records.SuspensionState, str]:
     """Restore one policy to its prior value and verify it; returns the state it ended in and why."""
-    suspender = target.suspender(suspension.kind, suspension.policy)
-    started = clock.now()
-    prior = _prior_to_restore(suspension, target)
-    if prior is None:
-        writer.update(
-            suspension,
-            SS.NOT_CLAIMED,
-            at=started,
-            detail="never claimed: no marker of this run on the object, nothing was changed",
-            event=records.action(
-                suspension.run_id,
-                started,
-                "restore",
-                actor=actor,
-                trigger=trigger,
-                expected="nothing to restore",
-                actual="never claimed: nothing was changed",
-                policy=suspension.policy,
-                verified=True,
-            ),
-        )
-        return SS.NOT_CLAIMED, "never claimed"
-    writer.update(
-        suspension,
-        SS.RESTORING,
-        at=started,
-        detail="restore intended",
-        event=records.action(
-            suspension.run_id,
-            started,
-            "restore.intent",
-            actor=actor,
-            trigger=trigger,
-            expected=suspender.describe(prior),
-            policy=suspension.policy,
-            prior=prior,
-        ),
+    [result] = _restore_chunk(
+        writer,
+        [(suspension, target)],
+        clock=clock,
+        actor=actor,
+        trigger=trigger,
+        hooks_dir=hooks_dir,
+        force=force,
+        pool=None,
     )
-    if hooks_dir is not None:
-        hooks.pause_point("restoring", run_id=suspension.run_id, hooks_dir=hooks_dir)
-    gone = False
-    try:
-        suspender.restore(prior, run_id=suspension.run_id, force=force)
-        verified = suspender.verify_restored(prior, run_id=suspension.run_id)
-        detail = "read back as " + suspender.describe(suspender.snapshot())
-    except errors.ObjectGoneError as exc:  # deleted or replaced meanwhile: said, never recreated, settled
-        verified, gone, detail = False, True, redaction.redact(str(exc))
-    except Exception as exc:  # any failure of one policy must not stop the others
-        verified, detail = False, redaction.redact(str(exc)) or type(exc).__name__
-    done = clock.now()
-    state = SS.RESTORED if verified else SS.GONE if gone else SS.FAILED
-    writer.update(
-        suspension,
-        state,
-        at=done,
-        detail=detail,
-        event=records.action(
-            suspension.run_id,
+    return result
+
+
+@dataclass
+class _Item:
+    suspension: records.SuspensionRecord
+    suspender: policy_base.Suspender | None = None
+    prior: dict[str, Any] | None = None
+    started: float = 0.0
+    state: records.SuspensionState = SS.FAILED
+    detail: str = ""
+    event: records.Event | None = None
+
+
+def _restore_chunk(
+    writer: TolerantJournal,
+    work: Sequence[tuple[records.SuspensionRecord, target_base.Target]],
+    *,
+    clock: Clock,
+    actor: str,
+    trigger: str,
+    hooks_dir: Path | None,
+    force: bool,
+    pool: ThreadPoolExecutor | None,
+) -> list[tuple[records.SuspensionState, str]]:
+    """Restore ``work`` together: what to put back (reads), the intents journaled in one transaction per run,
+    the restores and read-backs (``pool``: concurrently), then their results in one transaction per run.
+
+    A failure of one object never stops the others; a journal that fails never stops a restore."""
+
+    def run(step: Callable[[Any], _Item], xs: Sequence[Any]) -> list[_Item]:
+        return list(pool.map(step, xs)) if pool is not None else [step(x) for x in xs]
+
+    def prepare(pair: tuple[records.SuspensionRecord, target_base.Target]) -> _Item:
+        suspension, target = pair
+        item = _Item(suspension, started=clock.now())
+        try:
+            item.suspender = target.suspender(suspension.kind, suspension.policy)
+            item.prior = _prior_to_restore(suspension, target)
+        except Exception as exc:  # the object cannot even be read: this one fails, the others go on
+            item.detail = redaction.redact(str(exc)) or type(exc).__name__
+        return item
+
+    items: list[_Item] = run(prepare, list(work))
+    intents: list[tuple[records.SuspensionRecord, journal_base.SuspensionUpdate]] = []
+    for item in items:
+        s = item.suspension
+        if item.suspender is None:
+            continue
+        if item.prior is None:
+            item.state, item.detail = SS.NOT_CLAIMED, "never claimed"
+            intents.append(
+                (
+                    s,
+                    journal_base.SuspensionUpdate(
+                        s.policy,
+                        SS.NOT_CLAIMED,
+                        at=item.started,
+                        detail="never claimed: no marker of this run on the object, nothing was changed",
+                        event=records.action(
+                            s.run_id,
+                            item.started,
+                            "restore",
+                            actor=actor,
+                            trigger=trigger,
+                            expected="nothing to restore",
+                            actual="never claimed: nothing was changed",
+                            policy=s.policy,
+                            verified=True,
+                        ),
+                    ),
+                )
+            )
+            continue
+        intents.append(
+            (
+                s,
+                journal_base.SuspensionUpdate(
+                    s.policy,
+                    SS.RESTORING,
+                    at=item.started,
+                    detail="restore intended",
+                    event=records.action(
+                        s.run_id,
+                        item.started,
+                        "restore.intent",
+                        actor=actor,
+                        trigger=trigger,
+                        expected=item.suspender.describe(item.prior),
+                        policy=s.policy,
+                        prior=item.prior,
+                    ),
+                ),
+            )
+        )
+    writer.update_many(intents)
+
+    def act(item: _Item) -> _Item:
+        if item.suspender is None or item.prior is None:
+            return item
+        s, suspender, prior = item.suspension, item.suspender, item.prior
+        if hooks_dir is not None:
+            hooks.pause_point("restoring", run_id=s.run_id, hooks_dir=hooks_dir)
+        gone = False
+        try:
+            suspender.restore(prior, run_id=s.run_id, force=force)
+            verified = suspender.verify_restored(prior, run_id=s.run_id)
+            detail = "read back as " + suspender.describe(suspender.snapshot())
+        except errors.ObjectGoneError as exc:  # deleted or replaced meanwhile: said, never recreated, settled
+            verified, gone, detail = False, True, redaction.redact(str(exc))
+        except Exception as exc:  # any failure of one policy must not stop the others
+            verified, detail = False, redaction.redact(str(exc)) or type(exc).__name__
+        done = clock.now()
+        item.state = SS.RESTORED if verified else SS.GONE if gone else SS.FAILED
+        item.detail = detail
+        item.event = records.action(
+            s.run_id,
             done,
             "restore",
             actor=actor,
             trigger=trigger,
             expected=suspender.describe(prior),
             actual=("verified: " if verified else "NOT VERIFIED: ") + detail,
-            duration_s=done - started,
-            policy=suspension.policy,
+            duration_s=done - item.started,
+            policy=s.policy,
             verified=verified,
-        ),
+        )
+        return item
+
+    items = run(act, items)
+    writer.update_many(
+        [
+            (
+                i.suspension,
+                journal_base.SuspensionUpdate(
+                    i.suspension.policy, i.state, at=i.event.at, detail=i.detail, event=i.event
+                ),
+            )
+            for i in items
+            if i.event is not None
+        ]
     )
-    return state, detail
+    for item in items:
+        if item.suspender is None:  # unreadable: said in the journal as the others' results are
+            writer.append(
+                records.action(
+                    item.suspension.run_id,
+                    clock.now(),
+                    "restore",
+                    actor=actor,
+                    trigger=trigger,
+                    actual=f"FAILED: {item.detail}",
+                    policy=item.suspension.policy,
+                    verified=False,
+                )
+            )
+    return [(i.state, i.detail) for i in items]
 
 
 def restore_suspensions(
@@ -214,59 +332,74 @@ def restore_suspensions(
             except Exception as exc:  # a target that cannot even be built: its suspensions fail below
                 targets[suspension.target_key] = exc
 
-    def one(suspension: records.SuspensionRecord) -> tuple[records.SuspensionState, str]:
-        try:
-            target = targets[suspension.target_key]
-            if isinstance(target, Exception):
-                raise target
-            return restore_suspension(
-                writer,
-                suspension,
-                target,
-                clock=clock,
-                actor=actor,
-                trigger=trigger,
-                hooks_dir=hooks_dir,
-                force=force,
-            )
-        except errors.OwnershipLostError:
-            raise
-        except Exception as exc:  # say so, go on with the others
-            detail = redaction.redact(str(exc)) or type(exc).__name__
-            writer.append(
-                records.action(
-                    suspension.run_id,
-                    clock.now(),
-                    "restore",
-                    actor=actor,
-                    trigger=trigger,
-                    actual=f"FAILED: {detail}",
-                    policy=suspension.policy,
-                    verified=False,
-                )
-            )
-            return SS.FAILED, detail
-
     workers = max(
         (t.concurrency for t in targets.values() if not isinstance(t, Exception)),
         default=1,
     )
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="drill-restore") as pool:
         for group in _by_policy(list(reversed(list(suspensions)))):
-            results = pool.map(one, group) if workers > 1 and len(group) > 1 else map(one, group)
-            for suspension, (state, detail) in zip(group, results, strict=True):
-                label = f"{suspension.policy} ({suspension.kind})"
-                if state is SS.RESTORED:
-                    report.restored.append(label)
-                elif state is SS.NOT_CLAIMED:
-                    report.not_claimed.append(label)
-                elif state is SS.GONE:
-                    report.gone.append(f"{label}: {detail}")
-                else:
-                    report.failed.append(f"{label}: {detail}")
-                if on_done is not None:
-                    on_done(label, state)
+            size = workers * CHUNK_PER_WORKER if workers > 1 else 1
+            for start in range(0, len(group), size):
+                chunk = group[start : start + size]
+                results = _restore_group(
+                    writer,
+                    chunk,
+                    targets,
+                    clock=clock,
+                    actor=actor,
+                    trigger=trigger,
+                    hooks_dir=hooks_dir,
+                    force=force,
+                    pool=pool if workers > 1 and len(chunk) > 1 else None,
+                )
+                for suspension, (state, detail) in zip(chunk, results, strict=True):
+                    label = f"{suspension.policy} ({suspension.kind})"
+                    if state is SS.RESTORED:
+                        report.restored.append(label)
+                    elif state is SS.NOT_CLAIMED:
+                        report.not_claimed.append(label)
+                    elif state is SS.GONE:
+                        report.gone.append(f"{label}: {detail}")
+                    else:
+                        report.failed.append(f"{label}: {detail}")
+                    if on_done is not None:
+                        on_done(label, state)
     return report
+
+
+def _restore_group(
+    writer: TolerantJournal,
+    chunk: Sequence[records.SuspensionRecord],
+    targets: dict[str, target_base.Target | Exception],
+    **how: Any,
+) -> list[tuple[records.SuspensionState, str]]:
+    """One chunk; a suspension whose target could not even be built fails, said in the journal."""
+    results: dict[int, tuple[records.SuspensionState, str]] = {}
+    work: list[tuple[records.SuspensionRecord, target_base.Target]] = []
+    index: list[int] = []
+    for i, suspension in enumerate(chunk):
+        target = targets[suspension.target_key]
+        if isinstance(target, Exception):
+            detail = redaction.redact(str(target)) or type(target).__name__
+            writer.append(
+                records.action(
+                    suspension.run_id,
+                    how["clock"].now(),
+                    "restore",
+                    actor=how["actor"],
+                    trigger=how["trigger"],
+                    actual=f"FAILED: {detail}",
+                    policy=suspension.policy,
+                    verified=False,
+                )
+            )
+            results[i] = (SS.FAILED, detail)
+        else:
+            work.append((suspension, target))
+            index.append(i)
+    for i, result in zip(index, _restore_chunk(writer, work, **how), strict=True):
+        results[i] = result
+    return [results[i] for i in range(len(chunk))]
 
 
 def _by_policy(ordered: list[records.SuspensionRecord]) -> list[list[records.SuspensionRecord]]:

@@ -196,7 +196,7 @@ def test_the_journal_failing_on_any_write_never_leaves_automation_suspended(fast
     assert len(writes) > 20
     first_claim = writes.index("record_intents")
     last_command = max(i for i, w in enumerate(writes) if w == "take_commands")
-    restore_path = writes.index("update_suspension", last_command)  # the first restore intent
+    restore_path = writes.index("update_suspensions", last_command)  # the first restore intents
     codes: dict[int, int] = {}
     for index, name in enumerate(writes):
         folder = tmp_path / f"w{index}"
