@@ -16,8 +16,8 @@ After each run every object must equal its snapshot (spec or data, labels, annot
 or the benchmark stops: it never reports a broken restore. Targets: suspend <= 10 s, restore <= 10 s, abort ->
 all restored <= 10 s, one write per object each way, peak RSS <= 300 MB.
 
-A drill file accepts at most ``limits.LIMITS.policies`` (50) namespaces: with more, ``drill`` is started through a
-wrapper that raises that one limit in the drill process (said in the output: a product limit, not measured here).
+A drill file accepts at most ``limits.LIMITS.namespaces`` (1,000) namespaces: with more, ``drill`` is started through
+a wrapper that raises that one limit in the drill process (said in the output: a product limit, not measured here).
 
 ``--profile`` (also done when a time target is missed): one more run under ``python -m cProfile -o`` (the main
 thread), with every other thread profiled too (``threading.setprofile`` in the wrapper); the merged profile's top
@@ -75,8 +75,8 @@ import threading
 from orchestrator.definitions import limits
 
 need = int(os.environ.get("BENCH_MAX_NAMESPACES") or 0)
-if need > limits.LIMITS.policies:
-    limits.LIMITS = dataclasses.replace(limits.LIMITS, policies=need)
+if need > limits.LIMITS.namespaces:
+    limits.LIMITS = dataclasses.replace(limits.LIMITS, namespaces=need)
 out = os.environ.get("BENCH_THREAD_PROFILE")
 if out:
     import atexit
@@ -553,11 +553,10 @@ def main() -> int:
     args = parser.parse_args()
     kubeconfig = kr.cluster_kubeconfig(args.kubeconfig)
     audit_log = audit_log_path()
-    if args.namespaces > limits.LIMITS.policies:
+    if args.namespaces > limits.LIMITS.namespaces:
         print(
-            f"NOTE: a drill file accepts at most {limits.LIMITS.policies} target namespaces "
-            f"(spec.target.namespaces max_length = limits.LIMITS.policies); drill runs here through a wrapper "
-            f"that raises it to {args.namespaces}"
+            f"NOTE: a drill file accepts at most {limits.LIMITS.namespaces} target namespaces "
+            f"(limits.LIMITS.namespaces); drill runs here through a wrapper that raises it to {args.namespaces}"
         )
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="drill-bench-fanout-"))
