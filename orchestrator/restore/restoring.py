@@ -161,7 +161,7 @@ class _Item:
 
 def _restore_chunk(
     writer: TolerantJournal,
-    work: Sequence[tuple[records.SuspensionRecord, target_base.Target]],
+    work: Sequence[tuple[records.SuspensionRecord, target_base.Target | Exception]],
     *,
     clock: Clock,
     actor: str,
@@ -178,10 +178,12 @@ def _restore_chunk(
     def run(step: Callable[[Any], _Item], xs: Sequence[Any]) -> list[_Item]:
         return list(pool.map(step, xs)) if pool is not None else [step(x) for x in xs]
 
-    def prepare(pair: tuple[records.SuspensionRecord, target_base.Target]) -> _Item:
+    def prepare(pair: tuple[records.SuspensionRecord, target_base.Target | Exception]) -> _Item:
         suspension, target = pair
         item = _Item(suspension, started=clock.now())
         try:
+            if isinstance(target, Exception):  # the target could not even be built
+                raise target
             item.suspender = target.suspender(suspension.kind, suspension.policy)
             item.prior = _prior_to_restore(suspension, target)
         except Exception as exc:  # the object cannot even be read: this one fails, the others go on
@@ -341,10 +343,9 @@ def restore_suspensions(
             size = workers * CHUNK_PER_WORKER if workers > 1 else 1
             for start in range(0, len(group), size):
                 chunk = group[start : start + size]
-                results = _restore_group(
+                results = _restore_chunk(
                     writer,
-                    chunk,
-                    targets,
+                    [(s, targets[s.target_key]) for s in chunk],
                     clock=clock,
                     actor=actor,
                     trigger=trigger,
@@ -365,41 +366,6 @@ def restore_suspensions(
                     if on_done is not None:
                         on_done(label, state)
     return report
-
-
-def _restore_group(
-    writer: TolerantJournal,
-    chunk: Sequence[records.SuspensionRecord],
-    targets: dict[str, target_base.Target | Exception],
-    **how: Any,
-) -> list[tuple[records.SuspensionState, str]]:
-    """One chunk; a suspension whose target could not even be built fails, said in the journal."""
-    results: dict[int, tuple[records.SuspensionState, str]] = {}
-    work: list[tuple[records.SuspensionRecord, target_base.Target]] = []
-    index: list[int] = []
-    for i, suspension in enumerate(chunk):
-        target = targets[suspension.target_key]
-        if isinstance(target, Exception):
-            detail = redaction.redact(str(target)) or type(target).__name__
-            writer.append(
-                records.action(
-                    suspension.run_id,
-                    how["clock"].now(),
-                    "restore",
-                    actor=how["actor"],
-                    trigger=how["trigger"],
-                    actual=f"FAILED: {detail}",
-                    policy=suspension.policy,
-                    verified=False,
-                )
-            )
-            results[i] = (SS.FAILED, detail)
-        else:
-            work.append((suspension, target))
-            index.append(i)
-    for i, result in zip(index, _restore_chunk(writer, work, **how), strict=True):
-        results[i] = result
-    return [results[i] for i in range(len(chunk))]
 
 
 def _by_policy(ordered: list[records.SuspensionRecord]) -> list[list[records.SuspensionRecord]]:

@@ -133,10 +133,10 @@ class Suspensions:
             raise ClaimRefusedError(refused[0])  # nothing changed yet: a failed preflight
         if failure is not None:
             raise failure
-        claimed = [u for u, (_, exc) in zip(units, claims, strict=True) if exc is None]
+        claimed = [(u, prior) for u, (prior, exc) in zip(units, claims, strict=True) if exc is None]
         outcomes = list(pool.map(self._suspend_and_verify, claimed))
         updates: list[journal_base.SuspensionUpdate] = []
-        for unit, (event, exc) in zip(claimed, outcomes, strict=True):
+        for (unit, _), (event, exc) in zip(claimed, outcomes, strict=True):
             if event is None:
                 failure = failure or exc
                 continue
@@ -178,9 +178,11 @@ class Suspensions:
             detail="suspend intended",
         )
 
-    def _suspend_and_verify(self, unit: policy_base.Suspender) -> tuple[records.Event | None, BaseException | None]:
+    def _suspend_and_verify(
+        self, claimed: tuple[policy_base.Suspender, dict[str, Any] | None]
+    ) -> tuple[records.Event | None, BaseException | None]:
         ctx = self.ctx
-        prior = next(s.prior for s in reversed(self.claimed) if s.policy == unit.name)
+        unit, prior = claimed
         started = ctx.clock.now()
         try:
             unit.suspend(run_id=ctx.run_id)

@@ -9,6 +9,7 @@ and a drill file on that namespace. ``objects_state`` reads back what a restore 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.integration.kube.conftest import deployment
+from tests.conftest import REPO, DrillEnv, drill_cmd
+from tests.integration.kube.conftest import KubeCluster, deployment
 
 REMEDIATION = {"drill.dev/remediation": "true"}
 
@@ -191,3 +193,51 @@ def marked_objects(api: client.ApiClient, ns: str) -> list[str]:
     for item in client.BatchV1Api(api).list_namespaced_cron_job(ns, label_selector=selector).items:
         found.append(f"CronJob/{item.metadata.name}")
     return sorted(found)
+
+
+# -- running drill in tests ----------------------------------------------------------------------------------
+
+
+def launch(
+    folder: Path, drill: Path, *, auto: str, pause: str | None = None
+) -> tuple[subprocess.Popen[str], DrillEnv, Path, Path]:
+    """`drill run DRILL --plain --auto-respond AUTO` in the background, with its own drill home in ``folder``
+    (``pause``: held there by the test pause hook); its process, home, and stdout/stderr files."""
+    folder.mkdir(parents=True)
+    env = DrillEnv(home=folder / "home", archive=folder / "archive")
+    out, err = folder / "stdout", folder / "stderr"
+    with out.open("w", encoding="utf-8") as fout, err.open("w", encoding="utf-8") as ferr:
+        proc = subprocess.Popen(
+            drill_cmd("run", str(drill), "--plain", "--auto-respond", auto),
+            env=env.env(**({"DRILL_TEST_PAUSE_AT": pause} if pause else {})),
+            cwd=REPO,
+            stdout=fout,
+            stderr=ferr,
+            text=True,
+        )
+    return proc, env, out, err
+
+
+def cli(
+    *args: str, env: DrillEnv, cwd: Path = REPO, extra: dict[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """The drill CLI to completion; ``extra`` sets environment variables, an empty value unsets one."""
+    environ = env.env(**(extra or {}))
+    for key in [k for k, v in environ.items() if v == ""]:
+        del environ[key]
+    return subprocess.run(
+        drill_cmd(*args), capture_output=True, text=True, timeout=timeout, env=environ, cwd=cwd, check=False
+    )
+
+
+def unit(ns: str, obj: str) -> str:
+    """The suspension unit of ``Kind/name`` in the default drill of ``write_drill``."""
+    kind, name = obj.split("/")
+    if kind == "HorizontalPodAutoscaler":
+        return f"web-hpa:autoscaling/v2:HorizontalPodAutoscaler:{ns}/{name}"
+    return f"remediation-jobs:batch/v1:CronJob:{ns}/{name}"
+
+
+def audit_ids(cluster: KubeCluster, ns: str) -> set[str]:
+    """The audit IDs of every write in ``ns`` so far (to look only at what comes after)."""
+    return {e["auditID"] for e in cluster.audit_events(namespace=ns)}

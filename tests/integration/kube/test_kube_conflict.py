@@ -13,6 +13,7 @@ test pause hook (``DRILL_TEST_PAUSE_AT``) while the admin changes the cluster, t
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -26,9 +27,10 @@ from kubernetes.client.exceptions import ApiException
 
 from orchestrator.policies import base as policy_base
 from orchestrator.policies import kubernetes as kp
-from tests.conftest import REPO, DrillEnv, drill_cmd, read_report, reported_dir, wait_for
+from tests.conftest import DrillEnv, read_report, reported_dir, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import KubeCluster
+from tests.integration.kube.drillkit import audit_ids, unit
 
 pytestmark = pytest.mark.kube
 
@@ -40,6 +42,9 @@ CRON1 = "CronJob/web-restarter-1"
 OBJECTS = (HPA, CRON0, CRON1)
 RESOURCE = {"HorizontalPodAutoscaler": "horizontalpodautoscalers", "CronJob": "cronjobs"}
 EXIT_NOT_RESTORED = 5
+
+
+cli = functools.partial(drillkit.cli, timeout=180)  # a held run's restore waits on the cluster
 
 
 # -- the run and the CLI ---------------------------------------------------------------------------------------
@@ -70,19 +75,7 @@ def held_run(tmp_path: Path) -> Iterator[Callable[[Path], Run]]:
     started: list[Run] = []
 
     def start(drill: Path) -> Run:
-        folder = tmp_path / "run"
-        folder.mkdir()
-        env = DrillEnv(home=folder / "home", archive=folder / "archive")
-        out, err = folder / "stdout", folder / "stderr"
-        with out.open("w", encoding="utf-8") as fout, err.open("w", encoding="utf-8") as ferr:
-            proc = subprocess.Popen(
-                drill_cmd("run", str(drill), "--plain", "--auto-respond", AUTO),
-                env=env.env(DRILL_TEST_PAUSE_AT="responding"),
-                cwd=REPO,
-                stdout=fout,
-                stderr=ferr,
-                text=True,
-            )
+        proc, env, out, err = drillkit.launch(tmp_path / "run", drill, auto=AUTO, pause="responding")
         run = Run(proc, env, out, err)
         started.append(run)
 
@@ -104,12 +97,6 @@ def held_run(tmp_path: Path) -> Iterator[Callable[[Path], Run]]:
             run.proc.wait(timeout=10)
 
 
-def cli(*args: str, env: DrillEnv) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        drill_cmd(*args), capture_output=True, text=True, timeout=180, env=env.env(), cwd=REPO, check=False
-    )
-
-
 def journal_lines(run: Run) -> list[dict[str, Any]]:
     done = cli("journal", run.run_id, env=run.env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,13 +108,6 @@ def policy_rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # -- the cluster -----------------------------------------------------------------------------------------------
-
-
-def unit(ns: str, obj: str) -> str:
-    kind, name = obj.split("/")
-    if kind == "HorizontalPodAutoscaler":
-        return f"web-hpa:autoscaling/v2:HorizontalPodAutoscaler:{ns}/{name}"
-    return f"remediation-jobs:batch/v1:CronJob:{ns}/{name}"
 
 
 def read_object(api: client.ApiClient, ns: str, obj: str) -> dict[str, Any] | None:
@@ -185,10 +165,6 @@ def writes_to(cluster: KubeCluster, ns: str, obj: str, *, after: set[str]) -> li
             continue
         found.append((event["verb"], event["requestURI"]))
     return found
-
-
-def audit_ids(cluster: KubeCluster, ns: str) -> set[str]:
-    return {e["auditID"] for e in cluster.audit_events(namespace=ns)}
 
 
 def delete_cronjob(api: client.ApiClient, ns: str, name: str, kube_wait: Callable[..., Any]) -> None:

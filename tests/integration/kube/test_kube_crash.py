@@ -33,9 +33,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from orchestrator.policies import base as policy_base
-from tests.conftest import REPO, DrillEnv, drill_cmd, journal_rows, wait_for
+from tests.conftest import DrillEnv, journal_rows, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import KubeCluster
+from tests.integration.kube.drillkit import audit_ids, unit
 
 pytestmark = pytest.mark.kube
 
@@ -90,19 +91,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     started: list[Run] = []
 
     def start(drill: Path, name: str, *, pause: str | None = None, auto: str = AUTO) -> Run:
-        folder = tmp_path / name
-        folder.mkdir(parents=True)
-        env = DrillEnv(home=folder / "home", archive=folder / "archive")
-        out, err = folder / "stdout", folder / "stderr"
-        with out.open("w", encoding="utf-8") as fout, err.open("w", encoding="utf-8") as ferr:
-            proc = subprocess.Popen(
-                drill_cmd("run", str(drill), "--plain", "--auto-respond", auto),
-                env=env.env(**({"DRILL_TEST_PAUSE_AT": pause} if pause else {})),
-                cwd=REPO,
-                stdout=fout,
-                stderr=ferr,
-                text=True,
-            )
+        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=auto, pause=pause)
         run = Run(proc, env, out, err)
         started.append(run)
         return run
@@ -111,18 +100,6 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     for run in started:
         if run.proc.poll() is None:
             run.kill()
-
-
-def cli(
-    *args: str, env: DrillEnv, cwd: Path = REPO, extra: dict[str, str] | None = None, timeout: float = 120.0
-) -> subprocess.CompletedProcess[str]:
-    """The drill CLI to completion; ``extra`` sets environment variables, an empty value unsets one."""
-    environ = env.env(**(extra or {}))
-    for key in [k for k, v in environ.items() if v == ""]:
-        del environ[key]
-    return subprocess.run(
-        drill_cmd(*args), capture_output=True, text=True, timeout=timeout, env=environ, cwd=cwd, check=False
-    )
 
 
 def let_pause_announce(run: Run, fifo: Path) -> None:
@@ -172,13 +149,6 @@ def hold_at(run: Run, step: str, nth: int = 1, *, went_past: Callable[[int], boo
 
 
 # -- the cluster ---------------------------------------------------------------------------------------------
-
-
-def unit(ns: str, obj: str) -> str:
-    kind, name = obj.split("/")
-    if kind == "HorizontalPodAutoscaler":
-        return f"web-hpa:autoscaling/v2:HorizontalPodAutoscaler:{ns}/{name}"
-    return f"remediation-jobs:batch/v1:CronJob:{ns}/{name}"
 
 
 def read_object(api: client.ApiClient, ns: str, obj: str) -> dict[str, Any]:
@@ -251,10 +221,6 @@ def object_patches(cluster: KubeCluster, ns: str, *, after: set[str]) -> dict[st
     return found
 
 
-def audit_ids(cluster: KubeCluster, ns: str) -> set[str]:
-    return {e["auditID"] for e in cluster.audit_events(namespace=ns)}
-
-
 @pytest.fixture
 def app(kube_api: client.ApiClient, kube_namespace: str, kube_wait: Callable[..., Any]) -> dict[str, Any]:
     """drillkit's shop in the test's namespace (web available); returns the snapshot a restore must give back."""
@@ -322,7 +288,7 @@ def test_sigkill_then_restore_expired_from_the_markers_alone(
     empty = DrillEnv(home=tmp_path / "empty-home", archive=elsewhere / "archive")  # no journal of the run
     restore = ("restore", "--expired", "--kubeconfig", str(kube_cluster.kubeconfig))
 
-    early = cli(*restore, env=empty, cwd=elsewhere)
+    early = drillkit.cli(*restore, env=empty, cwd=elsewhere)
     assert early.returncode == 0, early.stdout + early.stderr
     ours = [line for line in early.stdout.splitlines() if f"{ns}/" in line]
     assert len(ours) == len(left), early.stdout
@@ -341,7 +307,7 @@ def test_sigkill_then_restore_expired_from_the_markers_alone(
     held = lease(kube_api, ns)  # the dead run's Lease is still held: it must not block a restore
     assert held is not None and held["holderIdentity"] == run_id and lease_free_at(held) > time.time()
 
-    late = cli(*restore, env=empty, cwd=elsewhere)
+    late = drillkit.cli(*restore, env=empty, cwd=elsewhere)
     assert late.returncode == 0, late.stdout + late.stderr
     restored = [line for line in late.stdout.splitlines() if line.startswith(RESTORED_FROM_MARKER) and f"{ns}/" in line]
     assert len(restored) == len(left), late.stdout
@@ -379,7 +345,7 @@ def test_sigkill_at_responding_then_restore_run_from_its_journal(
 
     # Long before the deadline: the owner's PID is dead on this host. KUBECONFIG unset, as on a machine whose
     # default kubeconfig is not this cluster: the run's target names its own kubeconfig.
-    done = cli("restore", run_id, env=run.env, extra={"KUBECONFIG": ""})
+    done = drillkit.cli("restore", run_id, env=run.env, extra={"KUBECONFIG": ""})
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert drillkit.objects_state(kube_api, ns) == before
@@ -526,7 +492,7 @@ def test_a_live_lease_then_the_markers_refuse_new_runs_until_restored(
     # KUBECONFIG names this cluster, as for a user whose current cluster it is: `drill restore` plays the
     # experiment's rollback (web back to 3) with chaosk8s' default config (see the journal test above), and the
     # next run needs web fully available for its steady state.
-    restored = cli("restore", first_id, env=first.env, extra={"KUBECONFIG": str(kube_cluster.kubeconfig)})
+    restored = drillkit.cli("restore", first_id, env=first.env, extra={"KUBECONFIG": str(kube_cluster.kubeconfig)})
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert drillkit.objects_state(kube_api, ns) == before
     kube_wait(lambda: drillkit.web_available(kube_api, ns), timeout=60, what="web back after the rollback")

@@ -39,7 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from orchestrator.policies import base as policy_base
 from orchestrator.policies import kubernetes as kpol
 from orchestrator.run import suspending
-from tests.conftest import REPO, DrillEnv, drill_cmd, journal_rows, wait_for
+from tests.conftest import DrillEnv, journal_rows, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import KubeCluster, deployment
 
@@ -422,19 +422,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     started: list[Run] = []
 
     def start(drill: Path, name: str, *, pause: str | None = None) -> Run:
-        folder = tmp_path / name
-        folder.mkdir(parents=True)
-        env = DrillEnv(home=folder / "home", archive=folder / "archive")
-        out, err = folder / "stdout", folder / "stderr"
-        with out.open("w", encoding="utf-8") as fout, err.open("w", encoding="utf-8") as ferr:
-            proc = subprocess.Popen(
-                drill_cmd("run", str(drill), "--plain", "--auto-respond", AUTO),
-                env=env.env(**({"DRILL_TEST_PAUSE_AT": pause} if pause else {})),
-                cwd=REPO,
-                stdout=fout,
-                stderr=ferr,
-                text=True,
-            )
+        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=AUTO, pause=pause)
         run = Run(proc, env, out, err)
         started.append(run)
         return run
@@ -443,12 +431,6 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     for run in started:
         if run.proc.poll() is None:
             run.kill()
-
-
-def cli(*args: str, env: DrillEnv, cwd: Path = REPO, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        drill_cmd(*args), capture_output=True, text=True, timeout=timeout, env=env.env(), cwd=cwd, check=False
-    )
 
 
 def write_drill(fleet: Fleet, folder: Path, kubeconfig: Path) -> Path:
@@ -475,13 +457,15 @@ def ready(fleet: Fleet, snapshot: dict[str, dict[str, Any]]) -> Fleet:
 def stable(read: Callable[[], set[str]], *, quiet_s: float = 1.0, timeout_s: float = 30.0) -> set[str]:
     """``read()`` once it has not changed for ``quiet_s`` (requests in flight when a process died have landed)."""
     last, since = read(), time.monotonic()
-    deadline = since + timeout_s
-    while time.monotonic() - since < quiet_s:
-        assert time.monotonic() < deadline, "the marked objects kept changing"
-        time.sleep(0.2)
+
+    def quiet() -> bool:
+        nonlocal last, since
         now = read()
         if now != last:
             last, since = now, time.monotonic()
+        return time.monotonic() - since >= quiet_s
+
+    wait_for(quiet, timeout_s=timeout_s, what="the marked objects to stop changing", interval_s=0.2)
     return last
 
 
@@ -529,7 +513,7 @@ def test_clean_run_suspends_and_restores_every_object_once(
     env = DrillEnv(home=tmp_path / "home", archive=tmp_path / "archive")
     started = time.time()
 
-    done = cli("run", str(drill), "--plain", "--auto-respond", AUTO, env=env, timeout=180)
+    done = drillkit.cli("run", str(drill), "--plain", "--auto-respond", AUTO, env=env, timeout=180)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert fleet.state() == snapshot
@@ -599,7 +583,7 @@ def test_sigkill_while_suspending_then_restore_run(
     detail = f"killed with {seen} marked (then {len(marked)}); journal intents by prior_known: {intents}"
     print(detail)  # shown with -s: where the kill landed (claims in flight: intents without their prior)
 
-    done = cli("restore", run_id, env=run.env, timeout=180)
+    done = drillkit.cli("restore", run_id, env=run.env, timeout=180)
 
     assert done.returncode == 0, f"{detail}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert fleet.state() == snapshot, detail
@@ -659,7 +643,7 @@ def test_sigkill_while_restoring_then_restore_expired_from_the_markers(
     empty = DrillEnv(home=tmp_path / "empty-home", archive=elsewhere / "archive")  # no journal of the run
     assert fleet.expire_markers() == len(marked)
 
-    late = cli("restore", "--expired", "--kubeconfig", str(kube_cluster.kubeconfig), env=empty, cwd=elsewhere)
+    late = drillkit.cli("restore", "--expired", "--kubeconfig", str(kube_cluster.kubeconfig), env=empty, cwd=elsewhere)
 
     assert late.returncode == 0, f"{detail}\n{late.stdout[-3000:]}\n{late.stderr[-3000:]}"
     restored = [

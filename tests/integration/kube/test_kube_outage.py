@@ -35,7 +35,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import REPO, DrillEnv, drill_cmd, journal_rows, wait_for
+from tests.conftest import DrillEnv, journal_rows, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import CLUSTER_SH, KubeCluster, deployment
 
@@ -226,19 +226,7 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     started: list[Run] = []
 
     def start(drill: Path, name: str, *, pause: str | None = None) -> Run:
-        folder = tmp_path / name
-        folder.mkdir(parents=True)
-        env = DrillEnv(home=folder / "home", archive=folder / "archive")
-        out, err = folder / "stdout", folder / "stderr"
-        with out.open("w", encoding="utf-8") as fout, err.open("w", encoding="utf-8") as ferr:
-            proc = subprocess.Popen(
-                drill_cmd("run", str(drill), "--plain", "--auto-respond", AUTO),
-                env=env.env(**({"DRILL_TEST_PAUSE_AT": pause} if pause else {})),
-                cwd=REPO,
-                stdout=fout,
-                stderr=ferr,
-                text=True,
-            )
+        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=AUTO, pause=pause)
         run = Run(proc, env, out, err)
         started.append(run)
         return run
