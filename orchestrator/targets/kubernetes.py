@@ -28,6 +28,8 @@ from orchestrator.policies import base
 from orchestrator.policies import kubernetes as kpol
 
 LEASE_NAME = "drill-lock"
+LIST_OUTAGE_S = 20.0
+"""How long finding the markers of one kind waits out an API server that does not answer."""
 LEASE_S = 30
 """A dead holder's Lease is free this long after its last renewal (the run renews it every heartbeat)."""
 
@@ -266,7 +268,7 @@ class KubernetesTarget:
         for api_version, kind in kinds:
             for ns in scopes:
                 try:
-                    objects = self.api.list(api_version, kind, namespace=ns, label_selector=kpol.MARK_LABEL)
+                    objects = self._list_marked(api_version, kind, ns)
                 except kube.KubeForbidden:
                     continue  # a kind this identity may not read is not one it may restore either
                 except kube.KubeNotFound:
@@ -277,6 +279,19 @@ class KubernetesTarget:
                     if marker is not None:
                         found.append(marker)
         return found
+
+    def _list_marked(self, api_version: str, kind: str, ns: str | None) -> list[dict[str, Any]]:
+        """The marked objects of one kind, waiting out a moment of unavailability (a CRD just established, a
+        restarting API server answer 503 or drop the connection for a second or two)."""
+        deadline, delay = time.monotonic() + LIST_OUTAGE_S, 0.2
+        while True:
+            try:
+                return self.api.list(api_version, kind, namespace=ns, label_selector=kpol.MARK_LABEL)
+            except kube.KubeUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def simulate_mitigation(self) -> str:
         m = self.mitigation
