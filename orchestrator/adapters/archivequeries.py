@@ -9,37 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from orchestrator.adapters import archivedb
 
 Row = dict[str, Any]
 
-_runs = archivedb.runs
-_participants = archivedb.participants
-_timings = archivedb.timings
+_STARTED_BY = "r.mode = ? AND r.started_s IS NOT NULL AND r.started_s <= ?"
 
 
 def _runs_with_timing(index: archivedb.IndexDb, *, mode: str, timing: str, until_s: float) -> list[Row]:
     """Runs of one mode started at or before ``until_s``, each with one of its timings (or None)."""
-    joined = _runs.outerjoin(_timings, sa.and_(_timings.c.run_id == _runs.c.run_id, _timings.c.name == timing))
     query = (
-        sa.select(
-            _runs.c.run_id,
-            _runs.c.failure_mode,
-            _runs.c.started_s,
-            _runs.c.started_at,
-            _runs.c.outcome,
-            _timings.c.seconds,
-            _timings.c.censored,
-            _timings.c.lower_bound_s,
-        )
-        .select_from(joined)
-        .where(_runs.c.mode == mode, _runs.c.started_s.is_not(None), _runs.c.started_s <= until_s)
-        .order_by(_runs.c.started_s, _runs.c.run_id)
+        "SELECT r.run_id, r.failure_mode, r.started_s, r.started_at, r.outcome, t.seconds, t.censored,"
+        f" t.lower_bound_s FROM {archivedb.RUNS} r"
+        f" LEFT OUTER JOIN {archivedb.TIMINGS} t ON t.run_id = r.run_id AND t.name = ?"
+        f" WHERE {_STARTED_BY} ORDER BY r.started_s, r.run_id"
     )
-    with index._read("read") as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+    with index._read("read") as tx:
+        return tx.rows(query, [timing, mode, until_s])
 
 
 def human_runs(index: archivedb.IndexDb, *, until_s: float) -> list[Row]:
@@ -55,10 +41,9 @@ def verification_runs(index: archivedb.IndexDb, *, until_s: float) -> list[Row]:
 def human_participants(index: archivedb.IndexDb, *, until_s: float) -> list[Row]:
     """(run_id, name, role, hints) of every participant of a ``no-automation`` run started by ``until_s``."""
     query = (
-        sa.select(_participants.c.run_id, _participants.c.name, _participants.c.role, _participants.c.hints)
-        .select_from(_participants.join(_runs, _runs.c.run_id == _participants.c.run_id))
-        .where(_runs.c.mode == "no-automation", _runs.c.started_s.is_not(None), _runs.c.started_s <= until_s)
-        .order_by(_participants.c.run_id, _participants.c.name)
+        f"SELECT p.run_id, p.name, p.role, p.hints FROM {archivedb.PARTICIPANTS} p"
+        f" JOIN {archivedb.RUNS} r ON r.run_id = p.run_id"
+        f" WHERE {_STARTED_BY} ORDER BY p.run_id, p.name"
     )
-    with index._read("read") as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+    with index._read("read") as tx:
+        return tx.rows(query, ["no-automation", until_s])

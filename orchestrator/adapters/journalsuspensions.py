@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, NamedTuple
 
-import sqlalchemy as sa
-
 from orchestrator import errors
+from orchestrator.adapters.sqldb import Transaction
 
 Row = dict[str, Any]
 
@@ -31,82 +30,58 @@ class Update(NamedTuple):
 
 
 class SuspensionStatements:
-    """The statements on the ``suspensions`` and ``events`` tables; ``where`` names the journal in messages.
+    """The statements on the ``suspensions`` and ``events`` tables; ``where`` names the journal in messages."""
 
-    Each statement is built once and executed with its parameters: a batch of thousands of items
-    pays for running them, not for building and caching thousands of equal statements.
-    """
-
-    def __init__(self, suspensions: sa.Table, events: sa.Table, *, where: str) -> None:
+    def __init__(self, *, where: str) -> None:
         self._where = where
-        key = (suspensions.c.run_id == sa.bindparam("key_run_id"), suspensions.c.policy == sa.bindparam("key_policy"))
-        self._exists = sa.select(suspensions.c.state).where(*key)
-        self._last_ordinal = sa.select(sa.func.coalesce(sa.func.max(suspensions.c.ordinal), 0)).where(
-            suspensions.c.run_id == sa.bindparam("key_run_id")
-        )
-        current = (suspensions.c.state, suspensions.c.prior, suspensions.c.prior_known)
-        self._current = sa.select(*current).where(*key).with_for_update()
-        self._insert = suspensions.insert()
-        self._insert_event = events.insert()
-        self._set_prior = suspensions.update().where(*key).values(prior=sa.bindparam("new_prior"), prior_known=1)
-        self._set_state = (
-            suspensions.update()
-            .where(*key)
-            .values(
-                state=sa.bindparam("new_state"),
-                updated_at=sa.bindparam("new_updated_at"),
-                detail=sa.bindparam("new_detail"),
-            )
-        )
 
-    def _locked(self, conn: sa.Connection, run_id: str, policy: str) -> sa.RowMapping:
+    def _locked(self, tx: Transaction, run_id: str, policy: str) -> Row:
         """The suspension's state and prior, its row locked for this transaction (PostgreSQL)."""
-        row = conn.execute(self._current, {"key_run_id": run_id, "key_policy": policy}).first()
+        row = tx.first(
+            f"SELECT state, prior, prior_known FROM suspensions WHERE run_id = ? AND policy = ?{tx.dialect.for_update}",
+            [run_id, policy],
+        )
         if row is None:
             raise errors.JournalError(f"no suspension of {policy} recorded for run {run_id} in {self._where}")
-        return row._mapping
+        return row
 
-    def last_ordinal(self, conn: sa.Connection, run_id: str) -> int:
+    def last_ordinal(self, tx: Transaction, run_id: str) -> int:
         """The ordinal of the run's latest intent (0: none yet)."""
-        return int(conn.execute(self._last_ordinal, {"key_run_id": run_id}).scalar_one())
+        return int(tx.scalar("SELECT coalesce(max(ordinal), 0) FROM suspensions WHERE run_id = ?", [run_id]))
 
-    def insert(self, conn: sa.Connection, suspension: Row, event: Row) -> None:
+    def insert(self, tx: Transaction, suspension: Row, event: Row) -> None:
         """The intent: a new suspension row and its event; never over an existing one."""
         run_id, policy = str(suspension["run_id"]), str(suspension["policy"])
-        if conn.execute(self._exists, {"key_run_id": run_id, "key_policy": policy}).first() is not None:
+        if tx.first("SELECT state FROM suspensions WHERE run_id = ? AND policy = ?", [run_id, policy]) is not None:
             raise errors.JournalError(
                 f"an intent for {policy} of run {run_id} is already recorded; its prior value is never overwritten"
             )
-        conn.execute(self._insert, suspension)
-        conn.execute(self._insert_event, event)
+        tx.insert("suspensions", suspension)
+        tx.insert("events", event)
 
-    def set_prior(self, conn: sa.Connection, run_id: str, policy: str, prior: str) -> None:
+    def set_prior(self, tx: Transaction, run_id: str, policy: str, prior: str) -> None:
         """The prior value, written once: the same value again is a no-op, another one is refused."""
-        current = self._locked(conn, run_id, policy)
+        current = self._locked(tx, run_id, policy)
         if current["prior_known"]:
             if current["prior"] == prior:
                 return
             raise errors.JournalError(
                 f"the prior of {policy} for run {run_id} is already recorded; it is never replaced"
             )
-        conn.execute(self._set_prior, {"key_run_id": run_id, "key_policy": policy, "new_prior": prior})
+        tx.execute(
+            "UPDATE suspensions SET prior = ?, prior_known = 1 WHERE run_id = ? AND policy = ?", [prior, run_id, policy]
+        )
 
-    def update(self, conn: sa.Connection, run_id: str, update: Update) -> None:
+    def update(self, tx: Transaction, run_id: str, update: Update) -> None:
         """A state change and its event; compare-and-set when ``update.expect`` names states."""
-        current = self._locked(conn, run_id, update.policy)
+        current = self._locked(tx, run_id, update.policy)
         if update.expect and current["state"] not in update.expect:
             raise errors.StateConflictError(
                 f"the suspension of {update.policy} for run {run_id} is {current['state']},"
                 f" not {' or '.join(sorted(update.expect))}; not moved to {update.state}"
             )
-        conn.execute(
-            self._set_state,
-            {
-                "key_run_id": run_id,
-                "key_policy": update.policy,
-                "new_state": update.state,
-                "new_updated_at": update.updated_at,
-                "new_detail": update.detail,
-            },
+        tx.execute(
+            "UPDATE suspensions SET state = ?, updated_at = ?, detail = ? WHERE run_id = ? AND policy = ?",
+            [update.state, update.updated_at, update.detail, run_id, update.policy],
         )
-        conn.execute(self._insert_event, update.event)
+        tx.insert("events", update.event)

@@ -189,10 +189,10 @@ def rebuild_index(
     """
     result = Rebuilt()
     tables: dict[str, list[Row]] = {
-        archivedb.runs.name: [],
-        archivedb.participants.name: [],
-        archivedb.timings.name: [],
-        archivedb.files.name: [],
+        archivedb.RUNS: [],
+        archivedb.PARTICIPANTS: [],
+        archivedb.TIMINGS: [],
+        archivedb.FILES: [],
     }
     for folder in storing.run_folders(archive_root):
         if not storing.is_archived(folder):
@@ -203,15 +203,15 @@ def rebuild_index(
         except errors.ReportError as exc:
             result.skipped.append(str(exc))
             continue
-        tables[archivedb.runs.name].append(rows.run)
-        tables[archivedb.participants.name].extend(rows.participants)
-        tables[archivedb.timings.name].extend(rows.timings)
-        tables[archivedb.files.name].extend(rows.files)
+        tables[archivedb.RUNS].append(rows.run)
+        tables[archivedb.PARTICIPANTS].extend(rows.participants)
+        tables[archivedb.TIMINGS].extend(rows.timings)
+        tables[archivedb.FILES].extend(rows.files)
         result.runs += 1
     if catalog is not None:
         modes, people = catalog_rows(catalog)
-        tables[archivedb.failure_modes.name] = modes
-        tables[archivedb.people.name] = people
+        tables[archivedb.FAILURE_MODES] = modes
+        tables[archivedb.PEOPLE] = people
     owned = index is None
     db = open_index(archive_root) if index is None else index
     try:

@@ -46,9 +46,9 @@ def _event(run_id: str = "d-1", name: str = "x") -> records.Event:
 def test_wal_and_full_sync(tmp_path: Path) -> None:
     db = journaldb.JournalDb(tmp_path / "j.db", read_only=False)
     try:
-        with db._engine.connect() as conn:
-            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-            sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        with db._db.transaction(write=False) as tx:  # a pooled connection, as every statement gets
+            mode = tx.scalar("PRAGMA journal_mode")
+            sync = tx.scalar("PRAGMA synchronous")
     finally:
         db.close()
     assert mode == "wal"

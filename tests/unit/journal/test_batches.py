@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-import sqlalchemy as sa
 
 from orchestrator import errors, records
 from orchestrator.journal import base as journal_base
@@ -147,23 +146,23 @@ def test_redaction_at_the_door_applies_to_every_item(store: journal_base.Journal
     assert {s.detail for s in store.suspensions("d-1")} == {"off; token=<redacted>"}
 
 
-def test_a_batch_is_one_transaction(store: journal_base.JournalStore) -> None:
+def test_a_batch_is_one_transaction(store: journal_base.JournalStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """One commit (one fsync) for the whole batch, whatever its size."""
     new_run(store, "d-1")
-    engine: sa.Engine = cast(journal_store.SqlJournal, store)._db._engine
+    database = cast(journal_store.SqlJournal, store)._db._db
     commits: list[int] = []
+    commit = database._commit
 
-    def count(conn: sa.Connection) -> None:
+    def count(conn: object) -> None:
         commits.append(1)
+        commit(conn)
 
-    sa.event.listen(engine, "commit", count)
-    try:
-        many = [f"p{i:03}" for i in range(150)]
-        store.record_intents(intents("d-1", many), token=1)
-        store.record_priors("d-1", priors(many), token=1)
-        store.update_suspensions("d-1", updates("d-1", many), token=1)
-    finally:
-        sa.event.remove(engine, "commit", count)
+    monkeypatch.setattr(database, "_commit", count)
+    many = [f"p{i:03}" for i in range(150)]
+    store.record_intents(intents("d-1", many), token=1)
+    store.record_priors("d-1", priors(many), token=1)
+    store.update_suspensions("d-1", updates("d-1", many), token=1)
+    monkeypatch.undo()
     assert len(commits) == 3
     assert len(store.suspensions("d-1")) == 150 and len(store.events("d-1")) == 301
 
