@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from orchestrator import outcomes, records, redaction, timings
 from orchestrator.archive import storing
 from orchestrator.clock import iso
@@ -381,7 +379,6 @@ def generate(
     result.catalog.mkdir(parents=True, exist_ok=True)
     (result.catalog / "failure-modes.yaml").write_text(_catalog_yaml(modes), encoding="utf-8")
     (result.catalog / "roster.yaml").write_text(_roster_yaml(crew), encoding="utf-8")
-    markdown = _markdown_template()
     for plan in _plan(rng, modes, runs, begin, days):
         report, events = _run(rng, plan, crew, begin)
         final = result.archive / report.run_id
@@ -389,7 +386,7 @@ def generate(
             continue
         with storing.staging(result.archive, report.run_id) as staged:
             (staged / "report.json").write_text(report.to_json(), encoding="utf-8")
-            (staged / "report.md").write_text(markdown.render(r=report), encoding="utf-8")
+            (staged / "report.md").write_text(reports.render_markdown(report), encoding="utf-8")
             journal = "".join(json.dumps(e.to_json(), sort_keys=True) + "\n" for e in events)
             (staged / "journal.jsonl").write_text(journal, encoding="utf-8")
             generated_at = datetime.fromisoformat(report.generated_at or "1970-01-01T00:00:00Z").timestamp()
@@ -399,8 +396,3 @@ def generate(
         outcome = report.outcome or "none"
         result.by_outcome[outcome] = result.by_outcome.get(outcome, 0) + 1
     return result
-
-
-def _markdown_template() -> jinja2.Template:
-    """The run report's Markdown template, loaded once (``reports.render_markdown`` loads it per call)."""
-    return reports._environment().get_template("run.md.j2")

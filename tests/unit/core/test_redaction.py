@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -367,7 +369,9 @@ def test_markdown_report_escapes_what_people_typed() -> None:
         "timeline": [{"at": "2025-01-01T10:01:00Z", "event": "note", "actor": "bob", "detail": typed}],
         "notes": [{"at": "2025-01-01T10:01:00Z", "actor": "bob", "text": typed}],
     }
-    markdown = reports.render_markdown(report)
+    # Read as a report is (attributes); the prior stays a hostile string no model would let through.
+    rows = {k: [SimpleNamespace(**row) for row in v] for k, v in report.items() if isinstance(v, list)}
+    markdown = reports.render_markdown(cast(Any, SimpleNamespace(**{**report, **rows})))
     assert "\x1b" not in markdown
     # No HTML tag, entity or link is left unescaped (the <br> are the report's own line breaks).
     assert not re.search(r"(?<!\\)(<(?!br>)|&|\]\()", markdown), markdown
