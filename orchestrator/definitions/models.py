@@ -98,6 +98,7 @@ class _Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         str_strip_whitespace=True,
+        defer_build=True,  # validators are built on first use: a command pays only for the models it reads
     )
 
 

@@ -26,7 +26,7 @@ READABLE_VERSIONS = (1, 2)
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)  # built on first use
 
 
 class ParticipantRow(_Row):
@@ -44,7 +44,7 @@ class TimingRow(_Row):
 
 
 class ResponderRow(_Row):
-    model_config = ConfigDict(frozen=True, extra="allow")  # one <timing>_s column per timing
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)  # one <timing>_s column per timing
     name: str
     hints: int = 0
 
