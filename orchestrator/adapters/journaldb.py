@@ -373,11 +373,18 @@ class JournalDb:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def append(self, event: Row, *, token: int | None) -> int:
-        with self._write("append the event") as tx:
-            if token is not None:
-                self._locked_run(tx, str(event["run_id"]), token)
-            return int(tx.insert("events", event, returning="seq"))
+    def append(self, events: Sequence[Row], *, token: int | None) -> list[int]:
+        """Events in order, in one transaction (one fsync however many); their seqs. Nothing for none."""
+        if not events:
+            return []
+        with self._write("append the event" if len(events) == 1 else f"append {len(events)} events") as tx:
+            fence = self._fence(tx, token)
+            seqs: list[int] = []
+            for event in events:
+                if token is not None:
+                    fence(str(event["run_id"]))
+                seqs.append(int(tx.insert("events", event, returning="seq")))
+            return seqs
 
     def events(self, run_id: str, *, after_seq: int, kinds: Sequence[str]) -> list[Row]:
         query = f"{self._columns('events')} WHERE run_id = ? AND seq > ?"

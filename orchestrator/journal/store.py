@@ -176,7 +176,10 @@ class SqlJournal:
     # -- events ------------------------------------------------------------------------------------
 
     def append(self, event: records.Event, *, token: int | None = None) -> int:
-        return self._db.append(_event_row(event), token=token)
+        return self._db.append([_event_row(event)], token=token)[0]
+
+    def append_all(self, events: Sequence[records.Event], *, token: int | None = None) -> list[int]:
+        return self._db.append([_event_row(e) for e in events], token=token)
 
     def events(
         self, run_id: str, *, after_seq: int = 0, kinds: Sequence[records.EventKind] = ()

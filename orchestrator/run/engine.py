@@ -24,7 +24,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,11 +206,19 @@ class Engine:
         self._notify(lambda o: o.on_state(state, at))
 
     def record(self, event: records.Event) -> records.Event:
-        seq = self.journal.append(event, token=self.token)  # the store redacts every event at its door
-        event = dataclasses.replace(event, seq=seq)
-        self._seen_seq = max(self._seen_seq, seq)
+        return self.record_all([event])[0]
+
+    def record_all(self, events: Sequence[records.Event]) -> list[records.Event]:
+        """Events in one journal write (one commit for the preflight's checks, not one each), then shown."""
+        seqs = self.journal.append_all(events, token=self.token)  # the store redacts every event at its door
+        recorded = [dataclasses.replace(e, seq=seq) for e, seq in zip(events, seqs, strict=True)]
+        for event in recorded:
+            self._show(event)
+        return recorded
+
+    def _show(self, event: records.Event) -> None:
+        self._seen_seq = max(self._seen_seq, event.seq)
         self._notify(lambda o: o.on_event(event))
-        return event
 
     def action(
         self, name: str, *, trigger: str, expected: str, actual: str, started: float, **data: object
@@ -335,8 +343,7 @@ class Engine:
                 checks, self.units = outcome.checks, outcome.units
             if self.stop.is_set():
                 checks.append(preflight.Check("not interrupted", False, f"{self.abort_reason} before any change"))
-            for event in preflight.as_events(checks, run_id=self.run_id, at=self.clock.now()):
-                self.record(event)
+            self.record_all(preflight.as_events(checks, run_id=self.run_id, at=self.clock.now()))
             failed = preflight.failures(checks)
         except errors.OwnershipLostError:
             raise

@@ -245,6 +245,23 @@ def test_events_filter_by_kind_and_sequence_and_export(store: journal_base.Journ
         assert {"name", "trigger", "expected", "actual", "duration_s", "actor", "at", "seq"} <= set(line)
 
 
+def test_append_all_writes_every_event_in_order_or_none(store: journal_base.JournalStore) -> None:
+    store.create_run(make_run())
+    seqs = store.append_all([command("d-1", "ack"), action(), command("d-1", "note", text="hi")], token=1)
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert [(e.seq, e.name) for e in store.events("d-1", after_seq=seqs[0] - 1)] == list(
+        zip(seqs, ["ack", "x", "note"], strict=True)
+    )
+    assert store.append_all([], token=99) == []  # checks nothing, writes nothing
+    store.take_over("d-1", owner="b", expected_token=1, at=1.0)
+    before = store.events("d-1")
+    with pytest.raises(errors.OwnershipLostError):
+        store.append_all([action(), action()], token=1)  # the stale owner writes none of them
+    with pytest.raises(errors.JournalError):
+        store.append_all([action(), command("no-such-run", "ack")])  # the second is refused: the first is not kept
+    assert store.events("d-1") == before
+
+
 def test_take_commands_delivers_each_command_once_in_seq_order(store: journal_base.JournalStore) -> None:
     store.create_run(make_run())
     first = store.append(command("d-1", "ack"))
