@@ -4,6 +4,8 @@ kubernetes, slack_sdk or apscheduler; commands are imported only when they run."
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -327,6 +329,12 @@ def _resolve(target: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the process's own command line: it exits when this returns
+        # Exit without the interpreter's last garbage collections over every object the command
+        # imported (0.1-0.2 s after a run): frozen objects are left to the process's end. Only the
+        # finalizers of objects in reference cycles are skipped; files, the journal and the index
+        # are closed explicitly before, and every other exit handler still runs (this one first).
+        atexit.register(gc.freeze)
     args = build_parser().parse_args(argv)
     handler = _resolve(args.target)
     from orchestrator import errors
