@@ -110,14 +110,14 @@ def _select(table: str) -> str:
     return f"SELECT {', '.join(_COLUMNS[table])} FROM {table}"
 
 
-class IndexDb:
+class IndexDb(sqldb.SqlAdapter):
     """One archive index database."""
 
     def __init__(self, url: str | Path, *, read_only: bool = False, busy_timeout_s: float = 30.0) -> None:
         self.url = sqldb.display_url(url)
         self.read_only = read_only
         path = sqlite_path(url)
-        self._db = sqldb.Database(
+        database = sqldb.Database(
             url,
             path,
             read_only=read_only,
@@ -129,19 +129,7 @@ class IndexDb:
             unopenable=errors.ReportError,
             max_connections=64 if path is not None else 6,
         )
-        try:
-            with self._translate("open"):
-                self._prepare_schema()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def dialect(self) -> str:
-        return self._db.dialect.name
+        self._open(database)
 
     # -- transactions and errors -------------------------------------------------------------------
 
@@ -156,17 +144,8 @@ class IndexDb:
         except OSError as exc:
             raise errors.ReportError(f"cannot {what} the archive index at {self.url}: {exc}") from exc
 
-    @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqldb.Transaction]:
-        if self.read_only:
-            raise errors.ReportError(f"the archive index at {self.url} was opened read-only; cannot {what}")
-        with self._translate(what), self._db.transaction(write=True) as tx:
-            yield tx
-
-    @contextlib.contextmanager
-    def _read(self, what: str) -> Iterator[sqldb.Transaction]:
-        with self._translate(what), self._db.transaction(write=False) as tx:
-            yield tx
+    def _refused(self, what: str) -> errors.DrillError:
+        return errors.ReportError(f"the archive index at {self.url} was opened read-only; cannot {what}")
 
     def _prepare_schema(self) -> None:
         if self.read_only:

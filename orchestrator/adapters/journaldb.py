@@ -115,7 +115,7 @@ _V2_TO_V3 = ["ALTER TABLE suspensions ADD COLUMN ordinal INTEGER NOT NULL DEFAUL
 display_url = sqldb.display_url
 
 
-class JournalDb:
+class JournalDb(sqldb.SqlAdapter):
     """One journal database; safe to share between threads (one pooled connection per thread)."""
 
     def __init__(self, url: str | Path, *, read_only: bool, busy_timeout_s: float = 30.0) -> None:
@@ -123,7 +123,7 @@ class JournalDb:
         self.read_only = read_only
         self._missing: dict[str, dict[str, Any]] = {}
         path = sqldb.sqlite_path(url, what="a journal", error=errors.JournalError)
-        self._db = sqldb.Database(
+        database = sqldb.Database(
             url,
             path,
             read_only=read_only,
@@ -140,19 +140,7 @@ class JournalDb:
         self.path = path
         self._statements = journalsuspensions.SuspensionStatements(where=self.url)
         self._select: dict[str, str] = {}
-        try:
-            with self._translate("open"):
-                self._prepare_schema()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def dialect(self) -> str:
-        return self._db.dialect.name
+        self._open(database)
 
     # -- transactions and errors -------------------------------------------------------------------
 
@@ -179,17 +167,8 @@ class JournalDb:
                 raise errors.JournalUnavailableError(f"cannot {what} the journal at {self.url}: {text}") from exc
             raise errors.JournalError(f"journal {what} failed ({self.url}): {text}") from exc
 
-    @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqldb.Transaction]:
-        if self.read_only:
-            raise errors.JournalReadOnlyError(f"the journal at {self.url} was opened read-only; cannot {what}")
-        with self._translate(what), self._db.transaction(write=True) as tx:
-            yield tx
-
-    @contextlib.contextmanager
-    def _read(self, what: str) -> Iterator[sqldb.Transaction]:
-        with self._translate(what), self._db.transaction(write=False) as tx:
-            yield tx
+    def _refused(self, what: str) -> errors.DrillError:
+        return errors.JournalReadOnlyError(f"the journal at {self.url} was opened read-only; cannot {what}")
 
     # -- schema ------------------------------------------------------------------------------------
 

@@ -338,6 +338,52 @@ class Database:
         )
 
 
+class SqlAdapter:
+    """What the journal's and the archive index's adapters share: one ``Database``, its schema made
+    ready on opening (``_prepare_schema``), driver errors translated (``_translate``), every write
+    refused (``_refused``) when opened read-only."""
+
+    read_only: bool
+    _db: Database
+
+    def _open(self, db: Database) -> None:
+        self._db = db
+        try:
+            with self._translate("open"):
+                self._prepare_schema()
+        except BaseException:
+            db.close()
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect.name
+
+    def _translate(self, what: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _prepare_schema(self) -> None:
+        raise NotImplementedError
+
+    def _refused(self, what: str) -> errors.DrillError:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[Transaction]:
+        if self.read_only:
+            raise self._refused(what)
+        with self._translate(what), self._db.transaction(write=True) as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[Transaction]:
+        with self._translate(what), self._db.transaction(write=False) as tx:
+            yield tx
+
+
 def first_line(exc: BaseException) -> str:
     """The driver's message's first line (never the SQL or its parameters: they may hold user data)."""
     text = str(exc).strip()
