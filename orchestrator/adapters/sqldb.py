@@ -52,7 +52,8 @@ def display_url(url: str | Path) -> str:
         for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         if k.lower() not in ("password", "passfile")
     ]
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, urllib.parse.urlencode(query), ""))
+    shown = f"{parts.scheme}://{netloc}{parts.path}"  # not urlunsplit: it drops sqlite:///'s empty host
+    return f"{shown}?{urllib.parse.urlencode(query)}" if query else shown
 
 
 def sqlite_path(url: str | Path, *, what: str, error: type[errors.DrillError]) -> Path | None:
