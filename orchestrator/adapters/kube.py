@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ from orchestrator.redaction import redact
 REQUEST_TIMEOUT = (5.0, 30.0)
 """(connect, read) seconds of every request."""
 _PAGE = 500
+# How often a kubeconfig's credential refresh hook runs at most. The client library runs it before every request,
+# and it re-applies the whole kubeconfig to the configuration (host, TLS files, proxy: the host setter re-reads
+# every proxy variable of the environment), which was a tenth of a 2,000-object fan-out's CPU. Tokens that expire
+# are renewed by the hook five minutes before their expiry, so running it once per 10 s loses nothing.
+REFRESH_EVERY_S = 10.0
 _LEASE_ATTEMPTS = 5
 _MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 config: Any = _config  # the loaders are untyped
@@ -154,7 +160,34 @@ class KubeConfigRef:
         # requests never are: a PATCH that may have landed is the caller's to re-read and decide.
         cfg.retries = urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, backoff_factor=0.1)
         cfg.connection_pool_maxsize = 64  # suspensions and restores fan out (a target's concurrency, up to 256)
+        if getattr(cfg, "refresh_api_key_hook", None) is not None:
+            throttle_refresh(cfg, every_s=REFRESH_EVERY_S)
         return KubeApi(client.ApiClient(cfg), where=self.describe())
+
+
+def throttle_refresh(cfg: Any, *, every_s: float, now: Callable[[], float] = time.monotonic) -> None:
+    """Make ``cfg``'s credential refresh hook run at most once per ``every_s`` (the first call always runs it),
+    one caller at a time. The kubeconfig loader's hook installs a new hook of its own each time it runs: that one
+    becomes the hook to run next time, behind the same throttle."""
+    inner: list[Callable[[Any], None]] = [cfg.refresh_api_key_hook]
+    lock = threading.Lock()
+    last: list[float] = []
+
+    def run(c: Any) -> None:
+        with lock:
+            t = now()
+            if last and t - last[0] < every_s:
+                return
+            try:
+                inner[0](c)
+            finally:
+                replaced = getattr(c, "refresh_api_key_hook", None)
+                if replaced is not None and replaced is not run:
+                    inner[0] = replaced
+                setattr(c, "refresh_api_key_hook", run)  # noqa: B010 (typed None upstream)
+            last[:] = [t]
+
+    setattr(cfg, "refresh_api_key_hook", run)  # noqa: B010
 
 
 def point_default_config(kubeconfig: str) -> None:
@@ -194,6 +227,9 @@ class KubeApi:
         self._timeout = timeout
         self._now = now
         self._discovered: dict[str, dict[str, Resource]] = {}
+        # (namespace, name) -> the Lease as this client last wrote it: renewing and freeing a Lease start from
+        # it (one request, not a GET and a write: 500 namespaces renew every 10 s); a stale one gets 409.
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
 
     def close(self) -> None:
         self._client.close()
@@ -428,12 +464,22 @@ class KubeApi:
 
     def _put_lease(self, lease: dict[str, Any]) -> None:
         meta = lease["metadata"]
-        self._call(
+        key = (str(meta["namespace"]), str(meta["name"]))
+        self._written.pop(key, None)
+        self._written[key] = self._call(
             "PUT",
-            self._lease_path(meta["namespace"], meta["name"]),
-            what=self._what("update", "Lease", meta["namespace"], meta["name"]),
+            self._lease_path(*key),
+            what=self._what("update", "Lease", *key),
             body=lease,
         )
+
+    def _lease_of(self, namespace: str, name: str, *, holder: str, first: bool) -> dict[str, Any] | None:
+        """The Lease to start from: on a first attempt the one this client last wrote, when ``holder`` holds it;
+        else (and after a 409) the server's."""
+        written = self._written.pop((namespace, name), None)
+        if first and written is not None and (written.get("spec") or {}).get("holderIdentity") == holder:
+            return written
+        return self._get_lease(namespace, name)
 
     def _expired(self, spec: dict[str, Any], now: float) -> bool:
         renewed = _parse_time(spec.get("renewTime")) or _parse_time(spec.get("acquireTime"))
@@ -464,7 +510,7 @@ class KubeApi:
                     },
                 }
                 try:
-                    self._call(
+                    self._written[(namespace, name)] = self._call(
                         "POST",
                         self._lease_path(namespace),
                         what=self._what("create", "Lease", namespace, name),
@@ -494,8 +540,8 @@ class KubeApi:
 
     def renew_lease(self, namespace: str, name: str, *, holder: str) -> None:
         """Push the Lease's renewTime to now; ``KubeConflict`` when another holder has it, ``KubeNotFound`` if gone."""
-        for _ in range(_LEASE_ATTEMPTS):
-            lease = self._get_lease(namespace, name)
+        for attempt in range(_LEASE_ATTEMPTS):
+            lease = self._lease_of(namespace, name, holder=holder, first=attempt == 0)
             if lease is None:
                 raise KubeNotFound(f"Lease {namespace}/{name} is gone; it was not renewed", status=404)
             spec = lease.setdefault("spec", {})
@@ -515,8 +561,8 @@ class KubeApi:
 
     def release_lease(self, namespace: str, name: str, *, holder: str) -> None:
         """Delete the Lease if ``holder`` holds it (guarded by its uid and resourceVersion); else nothing."""
-        for _ in range(_LEASE_ATTEMPTS):
-            lease = self._get_lease(namespace, name)
+        for attempt in range(_LEASE_ATTEMPTS):
+            lease = self._lease_of(namespace, name, holder=holder, first=attempt == 0)
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != holder:
                 return
             meta = lease.get("metadata") or {}

@@ -10,14 +10,14 @@ dry run: schema validation and admission webhooks speak before any write).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -32,6 +32,9 @@ LIST_OUTAGE_S = 20.0
 """How long finding the markers of one kind waits out an API server that does not answer."""
 LEASE_S = 30
 """A dead holder's Lease is free this long after its last renewal (the run renews it every heartbeat)."""
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def key_for(ref: kube.KubeConfigRef) -> str:
@@ -85,6 +88,9 @@ class KubernetesTarget:
         self._api: kube.KubeApi | None = None
         self._leases: list[str] = []
         self._renewed_at = time.monotonic()
+        # The units this target selected, by name: the engine's restore gets the very objects that suspended
+        # (what they last read from the server is where the restore starts: see ``KubeSuspender._last``).
+        self._units: dict[str, kpol.KubeSuspender] = {}
 
     @classmethod
     def from_spec(cls, spec: models.KubernetesTarget, *, context: str | None = None) -> KubernetesTarget:
@@ -141,6 +147,9 @@ class KubernetesTarget:
             os.environ.pop("KUBERNETES_CONTEXT", None)
 
     def suspender(self, kind: str, name: str) -> base.Suspender:
+        made = self._units.get(name)
+        if made is not None and made.kind == kind:
+            return made
         try:
             _, ref = kpol.parse_unit(name)
         except ValueError as exc:
@@ -155,23 +164,37 @@ class KubernetesTarget:
             self.api.resource(api_version, kind)
         except kube.KubeNotFound as exc:
             raise errors.PolicyError(f"policy {policy.name}: {exc}; is its CRD installed?") from None
-        refs: list[kpol.ObjectRef] = []
+        found: list[tuple[kpol.ObjectRef, dict[str, Any]]] = []
         if policy.object is not None:
             ns, name = policy.object.namespace, policy.object.name
-            if self.api.get(api_version, kind, ns, name) is None:
+            obj = self.api.get(api_version, kind, ns, name)
+            if obj is None:
                 raise errors.PolicyError(f"policy {policy.name}: {kind} {ns}/{name} not found")
-            refs.append(kpol.ObjectRef(api_version, kind, ns, name))
+            found.append((kpol.ObjectRef(api_version, kind, ns, name), obj))
         else:
-            assert policy.selector is not None
-            for ns in sorted(policy.selector.namespaces or self.namespaces):
-                for obj in self.api.list(api_version, kind, namespace=ns, label_selector=policy.selector.labels):
-                    refs.append(kpol.ObjectRef(api_version, kind, ns, str(obj["metadata"]["name"])))
-        return [
+            selector = policy.selector
+            assert selector is not None
+            api = self.api
+
+            def listed(ns: str) -> list[tuple[kpol.ObjectRef, dict[str, Any]]]:
+                objs = api.list(api_version, kind, namespace=ns, label_selector=selector.labels)
+                return [(kpol.ObjectRef(api_version, kind, ns, str(o["metadata"]["name"])), o) for o in objs]
+
+            for in_ns in self._each(listed, sorted(selector.namespaces or self.namespaces)):
+                found.extend(_value(in_ns))
+        made = [
             kpol.KubeSuspender(
-                self.api, policy_kind=policy.kind, unit=kpol.unit_name(policy.name, ref), ref=ref, patch=policy.patch
+                self.api,
+                policy_kind=policy.kind,
+                unit=kpol.unit_name(policy.name, ref),
+                ref=ref,
+                patch=policy.patch,
+                listed=obj,
             )
-            for ref in sorted(refs, key=lambda r: (r.namespace, r.name))
+            for ref, obj in sorted(found, key=lambda f: (f[0].namespace, f[0].name))
         ]
+        self._units.update((unit.name, unit) for unit in made)
+        return list(made)
 
     def lock(self, *, run_id: str, deadline_at: float) -> str | None:
         annotations = {
@@ -179,18 +202,21 @@ class KubernetesTarget:
             "drill.dev/host": socket.gethostname(),
             "drill.dev/deadline": datetime.fromtimestamp(deadline_at, UTC).isoformat(timespec="seconds"),
         }
-        for ns in self.namespaces:
-            try:
-                other = self.api.acquire_lease(
-                    ns, LEASE_NAME, holder=run_id, duration_s=LEASE_S, annotations=annotations
-                )
-            except errors.DrillError as exc:
+
+        api = self.api
+
+        def take(ns: str) -> dict[str, Any] | None:
+            return api.acquire_lease(ns, LEASE_NAME, holder=run_id, duration_s=LEASE_S, annotations=annotations)
+
+        answers = self._each(take, self.namespaces)
+        self._leases = [ns for ns, answer in zip(self.namespaces, answers, strict=True) if answer is None]
+        for ns, answer in zip(self.namespaces, answers, strict=True):
+            if isinstance(answer, Exception):
                 self.unlock(run_id=run_id)
-                return f"cannot take the Lease {ns}/{LEASE_NAME}: {exc}"
-            if other is not None:
+                return f"cannot take the Lease {ns}/{LEASE_NAME}: {answer}"
+            if answer is not None:
                 self.unlock(run_id=run_id)
-                return _held(ns, other)
-            self._leases.append(ns)
+                return _held(ns, answer)
         return None
 
     def renew_lock(self, *, run_id: str) -> str | None:
@@ -198,63 +224,69 @@ class KubernetesTarget:
         if now - self._renewed_at < LEASE_S / 3:  # three chances per Lease period; not a write per heartbeat
             return None
         self._renewed_at = now
-        for ns in self._leases:
-            try:
-                self.api.renew_lease(ns, LEASE_NAME, holder=run_id)
-            except (kube.KubeConflict, kube.KubeNotFound) as exc:  # expired and taken, or deleted: lost
-                return f"the Lease {ns}/{LEASE_NAME} is no longer this run's: {exc}"
-            except Exception:  # an outage: the next heartbeat tries again, within the Lease's 30 s
-                continue
+
+        api = self.api
+
+        def renew(ns: str) -> None:
+            api.renew_lease(ns, LEASE_NAME, holder=run_id)
+
+        for ns, answer in zip(self._leases, self._each(renew, self._leases), strict=True):
+            if isinstance(answer, kube.KubeConflict | kube.KubeNotFound):  # expired and taken, or deleted: lost
+                return f"the Lease {ns}/{LEASE_NAME} is no longer this run's: {answer}"
+            # any other failure is an outage: the next heartbeat tries again, within the Lease's 30 s
         return None
 
     def unlock(self, *, run_id: str) -> None:
         # The Leases this process took, or (``drill restore`` of a run whose process died) every namespace's
         # Lease that ``run_id`` still holds: release_lease deletes only a Lease held by ``run_id``.
-        for ns in self._leases or self.namespaces:
-            with contextlib.suppress(Exception):  # not freed: it expires LEASE_S after the last renewal
-                self.api.release_lease(ns, LEASE_NAME, holder=run_id)
+        # A failure leaves a Lease that expires LEASE_S after its last renewal.
+        api = self.api
+        self._each(lambda ns: api.release_lease(ns, LEASE_NAME, holder=run_id), self._leases or self.namespaces)
         self._leases = []
 
     def preflight(self, suspenders: Sequence[base.Suspender]) -> list[str]:
         problems: list[str] = []
-        asked: set[tuple[str, str, str, str]] = set()
+        questions: dict[tuple[str, str, str, str], str] = {}  # (verb, group, plural, namespace) -> the advice
+        units: list[kpol.KubeSuspender] = []
         for unit in suspenders:
             if not isinstance(unit, kpol.KubeSuspender):
                 problems.append(f"{unit.name}: not a Kubernetes object")
                 continue
+            units.append(unit)
             ref = unit.ref
-            resource = self.api.resource(ref.api_version, ref.kind)
+            plural = self.api.resource(ref.api_version, ref.kind).plural
             group = ref.api_version.rpartition("/")[0]
             for verb in ("get", "patch"):
-                question = (verb, group, resource.plural, ref.namespace)
-                if question in asked:
-                    continue
-                asked.add(question)
-                allowed, reason = self.api.can_i(verb, group=group, resource=resource.plural, namespace=ref.namespace)
-                if not allowed:
-                    what = f"{resource.plural}.{group}" if group else resource.plural
-                    problems.append(
-                        f"not permitted: {verb} {what} in namespace {ref.namespace}"
-                        + (f" ({reason})" if reason else "")
-                        + "; see drills/kubernetes/manifests/rbac.yaml"
-                    )
+                questions.setdefault((verb, group, plural, ref.namespace), "")
         for ns in self._leases:  # the lock was taken (get, create); renewing and freeing it need update, delete
             for verb in ("update", "delete"):
-                allowed, reason = self.api.can_i(verb, group="coordination.k8s.io", resource="leases", namespace=ns)
-                if not allowed:
-                    problems.append(
-                        f"not permitted: {verb} leases.coordination.k8s.io in namespace {ns}"
-                        + (f" ({reason})" if reason else "")
-                        + " (the run's lock could not be renewed or freed); see drills/kubernetes/manifests/rbac.yaml"
-                    )
+                questions.setdefault(
+                    (verb, "coordination.k8s.io", "leases", ns), " (the run's lock could not be renewed or freed)"
+                )
+
+        api = self.api
+
+        def ask(question: tuple[str, str, str, str]) -> tuple[bool, str]:
+            verb, group, plural, ns = question
+            return api.can_i(verb, group=group, resource=plural, namespace=ns)
+
+        for (verb, group, plural, ns), answer in zip(questions, self._each(ask, questions), strict=True):
+            allowed, reason = _value(answer)
+            if not allowed:
+                what = f"{plural}.{group}" if group else plural
+                problems.append(
+                    f"not permitted: {verb} {what} in namespace {ns}"
+                    + (f" ({reason})" if reason else "")
+                    + questions[(verb, group, plural, ns)]
+                    + "; see drills/kubernetes/manifests/rbac.yaml"
+                )
         if problems:
             return problems
-        for unit in suspenders:
-            assert isinstance(unit, kpol.KubeSuspender)
-            try:
-                unit.dry_run()
-            except errors.DrillError as exc:
-                problems.append(f"{unit.name}: the API server refuses the change (dry run): {exc}")
+        for unit, refused in zip(units, self._each(lambda u: u.dry_run(), units), strict=True):
+            if isinstance(refused, errors.DrillError):
+                problems.append(f"{unit.name}: the API server refuses the change (dry run): {refused}")
+            else:
+                _value(refused)
         return problems
 
     def marked(self) -> list[base.Marker]:
@@ -311,6 +343,30 @@ class KubernetesTarget:
         if not conditions:
             return None
         return kubewatch.ConditionWatch(self.api, [watched(c) for c in conditions], now=now)
+
+    def _each(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R | Exception]:
+        """``fn`` of every item, ``self.concurrency`` requests in flight; each answer or the exception it raised,
+        in the order of ``items`` (a namespace's Lease, an object's dry run: one slow answer does not wait for
+        another; 500 namespaces one after another took a minute)."""
+        todo = list(items)
+
+        def one(item: T) -> R | Exception:
+            try:
+                return fn(item)
+            except Exception as exc:
+                return exc
+
+        if len(todo) <= 1:
+            return [one(item) for item in todo]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo)), thread_name_prefix="drill-kube") as pool:
+            return list(pool.map(one, todo))
+
+
+def _value(answer: R | Exception) -> R:
+    """The answer of ``KubernetesTarget._each``, its exception raised again."""
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
 def watched(condition: models.WatchCondition) -> kubewatch.Condition:

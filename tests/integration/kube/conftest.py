@@ -200,7 +200,7 @@ def _crd_bodies() -> list[dict[str, Any]]:
     return list(bodies.values())
 
 
-def _apply_crds(api: client.ApiClient) -> None:
+def apply_crds(api: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(api)
     bodies = _crd_bodies()
     for body in bodies:
@@ -250,7 +250,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
         started_here=started_here,
     )
     with cluster.api_client() as api:
-        _apply_crds(api)
+        apply_crds(api)
     try:
         yield cluster
     finally:

@@ -154,7 +154,9 @@ def select_policies(obj: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def writes_to(cluster: KubeCluster, ns: str, obj: str, *, after: set[str]) -> list[tuple[str, str]]:
-    """(verb, requestURI) of the writes to ``obj`` (its status aside) audited since ``after``, dry runs aside."""
+    """(verb, requestURI) of the writes to ``obj`` (its status aside) audited since ``after`` that the server
+    applied: dry runs aside, and refusals too (a restore's JSON patch whose ``test`` of the marker or the uid fails
+    is answered 422 and changes nothing)."""
     kind, name = obj.split("/")
     found = []
     for event in cluster.audit_events(namespace=ns):
@@ -162,6 +164,8 @@ def writes_to(cluster: KubeCluster, ns: str, obj: str, *, after: set[str]) -> li
         if event["auditID"] in after or ref.get("resource") != RESOURCE[kind] or ref.get("name") != name:
             continue
         if ref.get("subresource") or "dryRun=All" in event["requestURI"]:
+            continue
+        if int((event.get("responseStatus") or {}).get("code") or 0) >= 400:
             continue
         found.append((event["verb"], event["requestURI"]))
     return found

@@ -489,14 +489,24 @@ class Drill:
     def plural(self) -> str:
         return self.kapi.resource(self.case.api_version, self.case.kind).plural
 
-    def suspender(self, api: kube.KubeApi | None = None) -> kp.KubeSuspender:
+    def suspender(self, api: kube.KubeApi | None = None, *, listed: dict[str, Any] | None = None) -> kp.KubeSuspender:
         return kp.KubeSuspender(
             api or self.kapi,
             policy_kind=self.case.policy_kind,
             unit=kp.unit_name("policy", self.ref),
             ref=self.ref,
             patch=self.case.patch,
+            listed=listed,
         )
+
+    def listed(self) -> dict[str, Any]:
+        """The object as a LIST of its namespace returns it (what a policy's selector starts from)."""
+        [obj] = [
+            o
+            for o in self.kapi.list(self.case.api_version, self.case.kind, namespace=self.ns)
+            if o["metadata"]["name"] == self.name
+        ]
+        return obj
 
     def read(self) -> dict[str, Any] | None:
         return self.kapi.get(self.case.api_version, self.case.kind, self.ns, self.name)
@@ -799,6 +809,100 @@ def test_a_claim_racing_another_writer_gets_409_and_retries(drill: Drill, monkey
     other_leaves = kp.flatten_merge_patch(drill.case.other)
     for ptr, value in other_leaves:
         assert kp.lookup(drill.must_read(), ptr) == (True, value)
+
+
+def test_a_claim_from_the_listed_copy_is_one_request_and_a_stale_copy_costs_a_409_not_a_wrong_prior(
+    drill: Drill,
+) -> None:
+    drill.create()
+    listed = drill.listed()
+    s = drill.suspender(listed=listed)
+    snapshot = s.snapshot()
+    prior, events = drill.writes_during(lambda: s.claim(_marker()))
+    codes = [(ev["verb"], ev["responseStatus"]["code"]) for ev in events]
+    # one write; a 409 before it only when a controller was still writing the object's status since the list
+    assert codes[-1] == ("patch", 200) and set(codes[:-1]) <= {("patch", 409)}, codes
+    assert prior == snapshot
+    s.restore(prior, run_id="run-1")
+    assert s.verify_restored(prior, run_id="run-1")
+
+    stale = drill.listed()
+    drill.change(drill.case.other)  # another writer, after the list and before the claim
+    fresh = drill.suspender().snapshot()
+    s = drill.suspender(listed=stale)
+    prior, events = drill.writes_during(lambda: s.claim(_marker("run-2")))
+    codes = [(ev["verb"], ev["responseStatus"]["code"]) for ev in events]
+    assert codes[0] == ("patch", 409) and codes[-1] == ("patch", 200) and len(_successful(events)) == 1, codes
+    assert prior == fresh  # read again after the 409: the object as the other writer left it
+    s.restore(prior, run_id="run-2")
+    assert s.verify_restored(prior, run_id="run-2")
+
+
+def _counting_gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the objects read (GET) from now on, through the real client."""
+    real_get = kube.KubeApi.get
+    calls: list[str] = []
+
+    def get(self: kube.KubeApi, api_version: str, kind: str, namespace: str, name: str) -> Any:
+        calls.append(name)
+        return real_get(self, api_version, kind, namespace, name)
+
+    monkeypatch.setattr(kube.KubeApi, "get", get)
+    return calls
+
+
+def test_the_suspending_units_own_restore_starts_from_its_last_copy_without_a_read(
+    drill: Drill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = drill.create()
+    s = drill.suspender()
+    prior = s.claim(_marker())
+    s.suspend(run_id="run-1")
+    drill.change(drill.case.other)  # a field the drill does not touch: the copy is stale, the restore still true
+    gets = _counting_gets(monkeypatch)
+    _, events = drill.writes_during(lambda: s.restore(prior, run_id="run-1"))
+    assert gets == []
+    assert [(ev["verb"], ev["responseStatus"]["code"]) for ev in events] == [("patch", 200)]
+    monkeypatch.undo()
+    assert s.verify_restored(prior, run_id="run-1")
+    assert _comparable(drill.must_read()) == kp.deep_merge(_comparable(before), drill.case.other)
+
+
+def test_the_suspending_units_restore_from_a_copy_no_longer_true_gets_a_422_then_reads_and_refuses(
+    drill: Drill,
+) -> None:
+    drill.create()
+    s = drill.suspender()
+    prior = s.claim(_marker())
+    s.suspend(run_id="run-1")
+    drill.change(drill.case.same)  # a touched field: the restore must see the conflict
+    changed = drill.must_read()
+
+    def restore() -> None:
+        with pytest.raises(errors.RestoreConflictError, match=re.escape(drill.case.same_text)):
+            s.restore(prior, run_id="run-1")
+
+    _, events = drill.writes_during(restore)
+    assert [(ev["verb"], ev["responseStatus"]["code"]) for ev in events] == [("patch", 422)]
+    assert _comparable(drill.must_read()) == _comparable(changed)
+    marker = s.marker()
+    assert marker is not None and marker.run_id == "run-1"
+    s.restore(prior, run_id="run-1", force=True)
+    assert s.verify_restored(prior, run_id="run-1")
+
+
+def test_a_listed_copy_with_a_marker_is_asked_again(drill: Drill) -> None:
+    drill.create()
+    first = drill.suspender()
+    prior = first.claim(_marker("run-1"))
+    marked = drill.listed()  # listed while run-1 held it
+    first.restore(prior, run_id="run-1")
+    assert first.verify_restored(prior, run_id="run-1")
+    s = drill.suspender(listed=marked)
+    s.dry_run()  # not refused: the marker is gone
+    assert s.claim(_marker("run-2")) == prior
+    s.restore(prior, run_id="run-2")
+    assert s.verify_restored(prior, run_id="run-2")
 
 
 # -- single cases ------------------------------------------------------------------------------------------
