@@ -92,6 +92,7 @@ class CtkOutcome:
     method_ran: bool  # before_method returned and chaoslib went on into the method
     interrupted_by_phase: bool = False  # a phase raised Interrupt (or failed)
     phase_calls: tuple[str, ...] = field(default_factory=tuple)  # the phases called, in order
+    rollback_strategy: str = "default"  # the one chaoslib applied (settings, runtime block, command line)
 
     @property
     def exit_code(self) -> int:
@@ -215,7 +216,7 @@ def run_experiment_with_phases(
         run_settings: dict[str, Any] = copy.deepcopy(dict(settings or {}))
         if validate:
             chaostoolkit.validate_experiment(to_run)
-        hyp, _ = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
+        hyp, rb = _strategies(to_run, run_settings, hypothesis_strategy, rollback_strategy)
         try:
             to_run["dry"] = Dry.from_string(dry) if dry else None
         except ValueError as exc:
@@ -231,6 +232,7 @@ def run_experiment_with_phases(
                     var_files=[str(p) for p in var_files],
                     settings=run_settings,
                     strategy=Strategy.from_string(hyp),
+                    rollback_strategy=rb,
                     schedule=Schedule(continuous_hypothesis_frequency=hypothesis_frequency, fail_fast=fail_fast),
                     dry=dry,
                     log_path=log_path,
@@ -253,6 +255,7 @@ def _run_locked(
     var_files: list[str],
     settings: dict[str, Any],
     strategy: Strategy,
+    rollback_strategy: str,
     schedule: Schedule,
     dry: str | None,
     log_path: Path | None,
@@ -324,6 +327,7 @@ def _run_locked(
         method_ran=driver.before_done,
         interrupted_by_phase=driver.by_phase,
         phase_calls=tuple(driver.calls),
+        rollback_strategy=rollback_strategy,
     )
     if driver.error is not None:
         raise PhaseError(f"a drill phase failed: {driver.error}", outcome) from driver.error

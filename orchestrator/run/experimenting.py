@@ -125,6 +125,19 @@ def collect(
         return collected
     rollbacks = [r for r in outcome.journal.get("rollbacks") or [] if isinstance(r, dict)]
     ok = all(r.get("status") == "succeeded" for r in rollbacks)
+    actual = summary(rollbacks)
+    experiment = outcome.journal.get("experiment")
+    declared = experiment.get("rollbacks") if isinstance(experiment, dict) else None
+    if not rollbacks and declared:
+        # chaoslib's strategy skipped them (``default`` after a deviation or an interruption, ``never``,
+        # ``deviated`` without one): chaos run does the same, and the fault may still be in place
+        ok = False
+        actual = (
+            f"none of the experiment's {len(declared)} rollback(s) played: Chaos Toolkit's rollback strategy "
+            f"{outcome.rollback_strategy!r} skips them when the run ends {outcome.status}"
+            + (" (deviated)" if outcome.deviated else "")
+            + "; the fault may still be in place: undo it by hand, or run with --rollback-strategy always"
+        )
     now = clock.now()
     writer.append(
         records.action(
@@ -134,11 +147,12 @@ def collect(
             actor="drill",
             trigger="restoring",
             expected="fault rolled back (the experiment's rollback strategy)",
-            actual=summary(rollbacks),
+            actual=actual,
             ok=ok,
         )
     )
     collected.rolled_back = True  # chaoslib played its rollbacks as its strategy says; drill adds none
+    # (no "rolled back" on the timeline when none was played: resolve stays censored, the fault was not undone)
     if ok:
         writer.append(records.timeline(run_id, now, records.TimelineKind.ROLLED_BACK, actor="drill"))
     return collected

@@ -83,6 +83,11 @@ def test_rollback_strategy_from_the_command_line_overrides_the_experiment(
     journal = json.loads((reported_dir(done.stdout) / "journal.json").read_text(encoding="utf-8"))
     assert journal["rollbacks"] == []  # the experiment says "always"; the command line says "never"
     assert sandbox.status().autorestart is True
+    # drill does not claim the fault was undone: the rollback step failed, no "rolled back" on the timeline
+    [(actual, data)] = journal_rows(drill_env.home, "SELECT actual, data FROM events WHERE name = 'rollback'")
+    assert actual.startswith("none of the experiment's 1 rollback(s) played: Chaos Toolkit's rollback strategy 'never'")
+    assert "the fault may still be in place" in actual and json.loads(data)["ok"] is False
+    assert journal_rows(drill_env.home, "SELECT count(*) FROM events WHERE name = 'rolled-back'") == [(0,)]
 
 
 def test_dry_actions_injects_no_fault(
