@@ -48,8 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import sqlalchemy as sa
-
 from orchestrator import records
 from orchestrator.adapters import kube
 from orchestrator.clock import SystemClock
@@ -586,49 +584,27 @@ def experiments(drill: Drill, objs: list[Obj], api: kube.KubeApi, snaps: dict[st
     ]
     parallel: _Patches = [(restoring, "restore_suspensions", _parallel_restore_suspensions)]
     base_name = "unchanged (baseline, same process)"
-    cases: dict[str, tuple[_Patches, bool]] = {  # name -> (patches, journal on synchronous=NORMAL)
-        base_name: ([], False),
-        "A snapshot() reuses verify_restored's GET: 3 requests/object": (reuse_get, False),
-        "B read back from the JSON patch's answer: 2 requests/object": (patch_answer, False),
-        "C journal synchronous=NORMAL (fsync share; bounds batching)": ([], True),
-        f"D objects of one policy in parallel ({PARALLEL_WORKERS} threads)": (parallel, False),
-        "A + D": (reuse_get + parallel, False),
-        "B + C + D": (patch_answer + parallel, True),
+    cases: dict[str, _Patches] = {
+        base_name: [],
+        "A snapshot() reuses verify_restored's GET: 3 requests/object": reuse_get,
+        "B read back from the JSON patch's answer: 2 requests/object": patch_answer,
+        f"D objects of one policy in parallel ({PARALLEL_WORKERS} threads)": parallel,
+        "A + D": reuse_get + parallel,
+        "B + D": patch_answer + parallel,
     }
     times: dict[str, list[float]] = defaultdict(list)
-    engine = getattr(getattr(drill.journal, "_db", None), "_engine", None)  # private: skipped if it moved
     for _ in range(reps):
-        for name, (patches, normal) in cases.items():
-            if normal and engine is None:
-                continue
+        for name, patches in cases.items():
             run_id, claimed = drill.suspend_all(objs, "exp")
             with contextlib.ExitStack() as stack:
                 for owner, attr, value in patches:
                     stack.enter_context(patched(owner, attr, value))
-                if normal:
-                    stack.enter_context(sqlite_sync_normal(engine))
                 times[name].append(drill.restore(run_id, claimed))
             check_snapshots(api, drill.ns, objs, snaps, f"experiment {name}")
     base = statistics.median(times[base_name])
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"  {name:64s} {med:5.2f} s  ({(med - base) / base * 100:+4.0f} %)")
-
-
-@contextlib.contextmanager
-def sqlite_sync_normal(engine: Any) -> Iterator[None]:
-    """New pooled connections get ``PRAGMA synchronous=NORMAL`` after drill's own pragmas."""
-
-    def normal(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
-    sa.event.listen(engine, "connect", normal)
-    engine.dispose()
-    try:
-        yield
-    finally:
-        sa.event.remove(engine, "connect", normal)
-        engine.dispose()
 
 
 # -- main ---------------------------------------------------------------------------------------------
