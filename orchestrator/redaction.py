@@ -6,7 +6,8 @@ Two separate concerns, one door:
   shape (Slack, GitHub, JWTs such as Kubernetes ServiceAccount tokens, PEM blocks, AWS access key
   ids), the value of ``key=value`` / ``key: value`` pairs whose key names a secret (``password``,
   ``token``, ``api_key``, ``aws_secret_access_key``, Azure ``AccountKey``, GCP ``"private_key"``,
-  ...), ``Authorization`` headers and ``Bearer`` tokens, URL passwords (``scheme://user:pass@host``)
+  ...), command-line options naming a secret (``--token=...``, ``--password ...``; not ``--token-file``),
+  ``Authorization`` headers and ``Bearer`` tokens, URL passwords (``scheme://user:pass@host``)
   and long random-looking strings right after words such as token, secret or key.
 - ``neutralise(text)`` makes control characters harmless for a terminal and for a Markdown report,
   and visible: ESC becomes ``␛`` (so ``\\x1b[31m`` shows as ``␛[31m`` and colours, cursor moves and
@@ -59,7 +60,13 @@ _BEARER = re.compile(r"(?i)(b(?<![\w-]b)earer\s++)((?=[\w.~+/-]*?\d)[\w.~+/-]{8,
 
 # A key followed by ':' or '=' (optionally quoted, as in JSON): whether it names a secret is decided
 # in Python from its words, which is simpler and cheaper than a regex doing it.
-_PAIR_KEY = re.compile(r"(?<![\w.-])([A-Za-z_][\w.-]{0,63}+)([\"']?\s{0,8}+[:=]\s{0,8}+)")
+# A command-line option is a key too (``--token=...``): a key may follow a dash that follows no word.
+_PAIR_KEY = re.compile(r"(?<![\w.])(?<![\w.]-)([A-Za-z_][\w.-]{0,63}+)([\"']?\s{0,8}+[:=]\s{0,8}+)")
+# A command-line option and its value as the next argument (``--token abc``, Go's ``-password abc``). Prose
+# that names such an option ("--token takes a value") loses its next word: hiding a word beats leaking a secret.
+_FLAG = re.compile(r"(?<![\w-])--?+([A-Za-z][\w-]{0,63}+)[ \t]++(?!-)")
+#: Last words of an option that points at a secret rather than holding one (``--token-file PATH``).
+_POINTERS = frozenset({"file", "path", "dir", "directory", "env", "stdin", "name", "id", "ref"})
 _VALUE = re.compile(r"\"(?:[^\"\\\n]|\\.){0,10000}+\"|'[^'\n]{0,10000}+'|[^\s\"',;&<>{}\[\]()]++")
 _VALUE_WITH_AMPERSANDS = re.compile(r"\"(?:[^\"\\\n]|\\.){0,10000}+\"|'[^'\n]{0,10000}+'|[^\s\"';<>]++")
 _AUTH_VALUE = re.compile(r"(?i)[\"']?(?:(?:bearer|basic|token|digest|negotiate|ntlm)\s++)?([^\s\"',;]++)")
@@ -192,6 +199,27 @@ def _redact_pairs(text: str) -> str:
     return "".join(parts)
 
 
+def _redact_flags(text: str) -> str:
+    parts: list[str] = []
+    done = 0
+    for match in _FLAG.finditer(text):
+        if match.start() < done:
+            continue
+        key = match.group(1)
+        words = _KEY_WORDS.findall(key)
+        if _key_kind(key) != "strong" or (words and words[-1].lower() in _POINTERS):
+            continue
+        value = _VALUE.match(text, match.end())
+        if value is None or value.group().strip("\"'") == REDACTED:
+            continue
+        parts.extend([text[done : match.end()], _redacted_value(value.group())])
+        done = value.end()
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 def _near_word(match: re.Match[str]) -> str:
     if not _looks_random(match.group(2)):
         return match.group()
@@ -222,6 +250,8 @@ def _redact(text: str) -> str:
         return text
     if separated:
         text = _redact_pairs(text)
+    if "-" in text:
+        text = _redact_flags(text)
     if "bearer" in hints:
         text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     return _NEAR_WORD.sub(_near_word, text)

@@ -101,6 +101,11 @@ SECRETS = [
     ),
     ("random after token", "token 8fK2mQ9xLp3vT7wZ1bN4cR6y", "8fK2mQ9xLp3vT7wZ1bN4cR6y", "token <redacted>"),
     ("random key=", "key=8fK2mQ9xLp3vT7wZ1bN4cR6y", "8fK2mQ9xLp3vT7wZ1bN4cR6y", "key=<redacted>"),
+    ("cli --token=", "kubectl --token=abc123def get pods", "abc123def", "kubectl --token=<redacted> get pods"),
+    ("cli --token value", "kubectl --token abc123def get pods", "abc123def", "kubectl --token <redacted> get pods"),
+    ("cli --password quoted", "mysql --password 'hunter 2' -h db", "hunter 2", "mysql --password '<redacted>' -h db"),
+    ("go flag", "app -slack-token=abc123def -v", "abc123def", "app -slack-token=<redacted> -v"),
+    ("go flag value", "app -client-secret abc123def -v", "abc123def", "app -client-secret <redacted> -v"),
 ]
 
 
@@ -128,6 +133,10 @@ ORDINARY = [
     "sha 3f2c1a9 merged; 42 errors; p99 1.2s",
     "tokens: 3 of 5 used",
     "policy supervisor-auto-restart: restored (verified)",
+    "drill run --token-file /etc/drill/token --context prod",
+    "kubectl get secrets --namespace payments --output json",
+    "docker login --password-stdin < pass.txt",
+    "restart with --verbose --force, then --dry-run",
 ]
 
 
@@ -264,6 +273,8 @@ PATHOLOGICAL = {
     "authorization": "Authorization: " * 66_667,
     "controls": "\x1b[" * 500_000,
     "mixed": "password=x; token: eyJ.a \x1b]8;; AKIA https://u:p@h " * 20_000,
+    "flags": "--token " * 125_000,
+    "flag values": "-password x" * 90_910,
 }
 
 
