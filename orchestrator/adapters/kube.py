@@ -465,7 +465,6 @@ class KubeApi:
     def _put_lease(self, lease: dict[str, Any]) -> None:
         meta = lease["metadata"]
         key = (str(meta["namespace"]), str(meta["name"]))
-        self._written.pop(key, None)
         self._written[key] = self._call(
             "PUT",
             self._lease_path(*key),

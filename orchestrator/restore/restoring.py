@@ -191,55 +191,40 @@ def _restore_chunk(
         return item
 
     items: list[_Item] = run(prepare, list(work))
+
+    def intent(
+        item: _Item, state: records.SuspensionState, detail: str, name: str, **data: Any
+    ) -> tuple[records.SuspensionRecord, journal_base.SuspensionUpdate]:
+        s = item.suspension
+        event = records.action(s.run_id, item.started, name, actor=actor, trigger=trigger, policy=s.policy, **data)
+        return s, journal_base.SuspensionUpdate(s.policy, state, at=item.started, detail=detail, event=event)
+
     intents: list[tuple[records.SuspensionRecord, journal_base.SuspensionUpdate]] = []
     for item in items:
-        s = item.suspension
         if item.suspender is None:
             continue
         if item.prior is None:
             item.state, item.detail = SS.NOT_CLAIMED, "never claimed"
             intents.append(
-                (
-                    s,
-                    journal_base.SuspensionUpdate(
-                        s.policy,
-                        SS.NOT_CLAIMED,
-                        at=item.started,
-                        detail="never claimed: no marker of this run on the object, nothing was changed",
-                        event=records.action(
-                            s.run_id,
-                            item.started,
-                            "restore",
-                            actor=actor,
-                            trigger=trigger,
-                            expected="nothing to restore",
-                            actual="never claimed: nothing was changed",
-                            policy=s.policy,
-                            verified=True,
-                        ),
-                    ),
+                intent(
+                    item,
+                    SS.NOT_CLAIMED,
+                    "never claimed: no marker of this run on the object, nothing was changed",
+                    "restore",
+                    expected="nothing to restore",
+                    actual="never claimed: nothing was changed",
+                    verified=True,
                 )
             )
             continue
         intents.append(
-            (
-                s,
-                journal_base.SuspensionUpdate(
-                    s.policy,
-                    SS.RESTORING,
-                    at=item.started,
-                    detail="restore intended",
-                    event=records.action(
-                        s.run_id,
-                        item.started,
-                        "restore.intent",
-                        actor=actor,
-                        trigger=trigger,
-                        expected=item.suspender.describe(item.prior),
-                        policy=s.policy,
-                        prior=item.prior,
-                    ),
-                ),
+            intent(
+                item,
+                SS.RESTORING,
+                "restore intended",
+                "restore.intent",
+                expected=item.suspender.describe(item.prior),
+                prior=item.prior,
             )
         )
     writer.update_many(intents)

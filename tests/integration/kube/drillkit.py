@@ -4,20 +4,27 @@
 CronJob, both labelled ``drill.dev/remediation=true``. ``write_drill`` writes a Chaos Toolkit experiment that
 scales ``web`` to zero with chaostoolkit-kubernetes (steady state: ``web`` fully available; rollback: back to 3)
 and a drill file on that namespace. ``objects_state`` reads back what a restore must leave exactly as it was.
+``runs`` starts `drill run` in the background (held at a step by the test pause hook when asked) as a ``Run``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import REPO, DrillEnv, drill_cmd
+from orchestrator.targets.kubernetes import LEASE_NAME
+from tests.conftest import REPO, DrillEnv, drill_cmd, wait_for
 from tests.integration.kube.conftest import KubeCluster, deployment
 
 REMEDIATION = {"drill.dev/remediation": "true"}
@@ -216,6 +223,88 @@ def launch(
             text=True,
         )
     return proc, env, out, err
+
+
+@dataclass
+class Run:
+    """A `drill run` started in the background (:func:`runs`), with its own drill home; output goes to files."""
+
+    proc: subprocess.Popen[str]
+    env: DrillEnv
+    out: Path
+    err: Path
+
+    def output(self) -> str:
+        return f"stdout:\n{self.out.read_text(encoding='utf-8')}\nstderr:\n{self.err.read_text(encoding='utf-8')}"
+
+    def stderr(self) -> str:
+        return self.err.read_text(encoding="utf-8")
+
+    def alive(self) -> bool:
+        if self.proc.poll() is not None:
+            pytest.fail(f"drill run exited ({self.proc.returncode}) while the test held it:\n{self.output()}")
+        return True
+
+    def kill(self) -> None:
+        self.proc.kill()  # SIGKILL
+        self.proc.wait(timeout=10)
+
+    def paused_file(self, step: str) -> Path | None:
+        """The pause hook's file of the run's first pause at ``step``, once it is there."""
+        hooks = self.env.hooks_dir
+        found = sorted(hooks.glob(f"*.{step}.paused")) if hooks.exists() else []
+        return found[0] if found else None
+
+    def paused_at(self, step: str, *, timeout_s: float = 90) -> str:
+        """Wait (the run alive) until it holds at its first pause at ``step``; its run id."""
+        found = wait_for(
+            lambda: self.alive() and self.paused_file(step), timeout_s=timeout_s, what=f"drill run to pause at {step}"
+        )
+        assert isinstance(found, Path)
+        return found.name.removesuffix(f".{step}.paused")
+
+    def resume(self, run_id: str, step: str) -> None:
+        """Let it go on; the resume file stays, so its later pauses at ``step`` (one per object) pass at once."""
+        (self.env.hooks_dir / f"{run_id}.{step}.resume").touch()
+
+
+R = TypeVar("R", bound=Run)
+
+
+@contextlib.contextmanager
+def runs(folder: Path, *, auto: str, kind: type[R]) -> Iterator[Callable[..., R]]:
+    """``start(drill, name="run", *, pause=None, auto=auto)``: a :class:`Run` (``kind``) in ``folder/name``; every
+    run still alive at the end is SIGKILLed."""
+    started: list[R] = []
+
+    def start(drill: Path, name: str = "run", *, pause: str | None = None, auto: str = auto) -> R:
+        run = kind(*launch(folder / name, drill, auto=auto, pause=pause))
+        started.append(run)
+        return run
+
+    try:
+        yield start
+    finally:
+        for run in started:
+            if run.proc.poll() is None:
+                run.kill()
+
+
+def lease(api: client.ApiClient, ns: str) -> dict[str, Any] | None:
+    """The spec of drill's Lease in ``ns`` (holderIdentity, renewTime, leaseDurationSeconds), or None."""
+    try:
+        resp: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, ns, _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    spec: dict[str, Any] = json.loads(resp.data)["spec"]
+    return spec
+
+
+def renewed_at(spec: dict[str, Any]) -> float:
+    """A Lease spec's renewTime, in seconds since the epoch."""
+    return datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00")).timestamp()
 
 
 def cli(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from orchestrator.policies import base as policy_base
 from orchestrator.policies import kubernetes as kp
-from tests.conftest import DrillEnv, read_report, reported_dir, wait_for
+from tests.conftest import read_report, reported_dir
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import KubeCluster
 from tests.integration.kube.drillkit import audit_ids, unit
@@ -51,50 +50,28 @@ cli = functools.partial(drillkit.cli, timeout=180)  # a held run's restore waits
 
 
 @dataclass
-class Run:
-    """A `drill run` held at ``responding``, with its own drill home; output goes to files."""
+class Run(drillkit.Run):
+    """drillkit's run, held at ``responding``."""
 
-    proc: subprocess.Popen[str]
-    env: DrillEnv
-    out: Path
-    err: Path
     run_id: str = ""
 
-    def output(self) -> str:
-        return f"stdout:\n{self.out.read_text(encoding='utf-8')}\nstderr:\n{self.err.read_text(encoding='utf-8')}"
-
-    def resume(self) -> int:
+    def release(self) -> int:
         """Let the held run go on; its exit status once it ended."""
-        (self.env.hooks_dir / f"{self.run_id}.responding.resume").touch()
+        self.resume(self.run_id, "responding")
         return self.proc.wait(timeout=180)
 
 
 @pytest.fixture
 def held_run(tmp_path: Path) -> Iterator[Callable[[Path], Run]]:
     """Start `drill run DRILL` held at ``responding``; a run still alive after the test is killed."""
-    started: list[Run] = []
+    with drillkit.runs(tmp_path, auto=AUTO, kind=Run) as start:
 
-    def start(drill: Path) -> Run:
-        proc, env, out, err = drillkit.launch(tmp_path / "run", drill, auto=AUTO, pause="responding")
-        run = Run(proc, env, out, err)
-        started.append(run)
+        def held(drill: Path) -> Run:
+            run = start(drill, pause="responding")
+            run.run_id = run.paused_at("responding", timeout_s=120)
+            return run
 
-        def paused() -> Path | None:
-            if proc.poll() is not None:
-                pytest.fail(f"drill run exited ({proc.returncode}) before responding:\n{run.output()}")
-            found = sorted(env.hooks_dir.glob("*.responding.paused")) if env.hooks_dir.exists() else []
-            return found[0] if found else None
-
-        marker = wait_for(paused, timeout_s=120, what="drill run to pause at responding")
-        assert isinstance(marker, Path)
-        run.run_id = marker.name.removesuffix(".responding.paused")
-        return run
-
-    yield start
-    for run in started:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait(timeout=10)
+        yield held
 
 
 def journal_lines(run: Run) -> list[dict[str, Any]]:
@@ -226,7 +203,7 @@ def test_a_changed_suspended_field_is_a_conflict_until_forced(
     merge_patch(kube_api, ns, HPA, {"spec": {"behavior": {"scaleUp": {"selectPolicy": "Min"}}}})
     merge_patch(kube_api, ns, CRON0, {"spec": {"schedule": "*/7 * * * *"}})
 
-    code = run.resume()
+    code = run.release()
 
     assert code == EXIT_NOT_RESTORED, run.output()
     conflict = "spec.behavior.scaleUp.selectPolicy was set to Disabled and now holds Min"
@@ -312,7 +289,7 @@ def test_an_object_deleted_during_the_drill_is_reported_and_not_recreated(
     run = held_with_everything_suspended(held_run, kube_api, ns, kube_cluster, tmp_path)
     delete_cronjob(kube_api, ns, "web-restarter-1", kube_wait)
 
-    code = run.resume()
+    code = run.release()
 
     # Nothing of it is left to restore: the run ends restored (0) and says, on stderr and in the report, that the
     # object is gone and was not recreated; its suspension is settled as "gone", not "failed" forever.
@@ -367,7 +344,7 @@ def test_an_object_replaced_during_the_drill_is_reported_and_left_untouched(
     assert new_uid != old_uid
     seen = audit_ids(kube_cluster, ns)
 
-    code = run.resume()
+    code = run.release()
 
     assert code == 0, run.output()  # the object drill suspended is gone: said, settled, the new one untouched
     replaced = f"was replaced during the drill (uid {old_uid} -> {new_uid}); not touched"

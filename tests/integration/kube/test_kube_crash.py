@@ -19,24 +19,21 @@ import json
 import os
 import select
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from orchestrator.policies import base as policy_base
 from tests.conftest import DrillEnv, journal_rows, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import KubeCluster
-from tests.integration.kube.drillkit import audit_ids, unit
+from tests.integration.kube.drillkit import Run, audit_ids, lease, renewed_at, unit
 
 pytestmark = pytest.mark.kube
 
@@ -55,51 +52,11 @@ RESTORED_FROM_MARKER = "restored and verified from its marker: "
 # -- processes -----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """A `drill run` started in the background, with its own drill home; output goes to files."""
-
-    proc: subprocess.Popen[str]
-    env: DrillEnv
-    out: Path
-    err: Path
-
-    def output(self) -> str:
-        return f"stdout:\n{self.out.read_text(encoding='utf-8')}\nstderr:\n{self.err.read_text(encoding='utf-8')}"
-
-    def stderr(self) -> str:
-        return self.err.read_text(encoding="utf-8")
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"drill run exited ({self.proc.returncode}) while the test held it:\n{self.output()}")
-        return True
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL
-        self.proc.wait(timeout=10)
-
-    def paused_file(self, step: str) -> Path | None:
-        hooks = self.env.hooks_dir
-        found = sorted(hooks.glob(f"*.{step}.paused")) if hooks.exists() else []
-        return found[0] if found else None
-
-
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     """Start `drill run DRILL` with its own drill home ``<tmp>/<name>/``; every run left is SIGKILLed after the test."""
-    started: list[Run] = []
-
-    def start(drill: Path, name: str, *, pause: str | None = None, auto: str = AUTO) -> Run:
-        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=auto, pause=pause)
-        run = Run(proc, env, out, err)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        if run.proc.poll() is None:
-            run.kill()
+    with drillkit.runs(tmp_path, auto=AUTO, kind=Run) as start:
+        yield start
 
 
 def let_pause_announce(run: Run, fifo: Path) -> None:
@@ -192,21 +149,8 @@ def expire_markers(api: client.ApiClient, ns: str) -> None:
         )
 
 
-def lease(api: client.ApiClient, ns: str) -> dict[str, Any] | None:
-    """The spec of the Lease drill-lock in ``ns`` (holderIdentity, renewTime, leaseDurationSeconds), or None."""
-    try:
-        resp: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, ns, _preload_content=False)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    spec: dict[str, Any] = json.loads(resp.data)["spec"]
-    return spec
-
-
 def lease_free_at(spec: dict[str, Any]) -> float:
-    renewed = datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00")).timestamp()
-    return renewed + float(spec["leaseDurationSeconds"])
+    return renewed_at(spec) + float(spec["leaseDurationSeconds"])
 
 
 def object_patches(cluster: KubeCluster, ns: str, *, after: set[str]) -> dict[str, list[dict[str, Any]]]:

@@ -22,7 +22,6 @@ The fleet helpers (``Fleet``) are also used by ``scripts/bench_kube_fanout.py``.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -365,27 +364,7 @@ class Fleet:
 # -- fixtures and processes --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """A `drill run` in the background with its own drill home; output in files."""
-
-    proc: subprocess.Popen[str]
-    env: DrillEnv
-    out: Path
-    err: Path
-
-    def output(self) -> str:
-        return f"stdout:\n{self.out.read_text(encoding='utf-8')}\nstderr:\n{self.err.read_text(encoding='utf-8')}"
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"drill run exited ({self.proc.returncode}) while the test held it:\n{self.output()}")
-        return True
-
-    def kill(self) -> None:
-        self.proc.kill()  # SIGKILL
-        self.proc.wait(timeout=10)
-
+class Run(drillkit.Run):
     def run_id(self) -> str:
         rows = wait_for(
             lambda: self.alive() and journal_rows(self.env.home, "SELECT run_id FROM runs"),
@@ -419,18 +398,8 @@ def snapshot(fleet: Fleet) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
-    started: list[Run] = []
-
-    def start(drill: Path, name: str, *, pause: str | None = None) -> Run:
-        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=AUTO, pause=pause)
-        run = Run(proc, env, out, err)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        if run.proc.poll() is None:
-            run.kill()
+    with drillkit.runs(tmp_path, auto=AUTO, kind=Run) as start:
+        yield start
 
 
 def write_drill(fleet: Fleet, folder: Path, kubeconfig: Path) -> Path:

@@ -35,9 +35,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.conftest import DrillEnv, journal_rows, wait_for
+from tests.conftest import journal_rows, wait_for
 from tests.integration.kube import drillkit
 from tests.integration.kube.conftest import CLUSTER_SH, KubeCluster, deployment
+from tests.integration.kube.drillkit import lease, renewed_at
 
 pytestmark = pytest.mark.kube
 
@@ -171,14 +172,10 @@ def apiserver(kube_cluster: KubeCluster, kube_namespace: str) -> Iterator[ApiSer
 
 
 @dataclass
-class Run:
-    """`drill run` in the background with its own drill home; output in files."""
+class Run(drillkit.Run):
+    """drillkit's run, and the moment its process ended (set by a watcher thread)."""
 
-    proc: subprocess.Popen[str]
-    env: DrillEnv
-    out: Path
-    err: Path
-    ended_at: float = 0.0  # monotonic, set by a watcher thread when the process exits
+    ended_at: float = 0.0  # monotonic
 
     def __post_init__(self) -> None:
         def watch() -> None:
@@ -186,30 +183,6 @@ class Run:
             self.ended_at = time.monotonic()
 
         threading.Thread(target=watch, daemon=True).start()
-
-    def output(self) -> str:
-        return f"stdout:\n{self.out.read_text(encoding='utf-8')}\nstderr:\n{self.err.read_text(encoding='utf-8')}"
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"drill run exited ({self.proc.returncode}) while the API server was down:\n{self.output()}")
-        return True
-
-    def paused_at(self, step: str) -> str:
-        """Wait until the run holds at its first pause at ``step``; its run id."""
-
-        def paused() -> Path | None:
-            self.alive()
-            found = sorted(self.env.hooks_dir.glob(f"*.{step}.paused")) if self.env.hooks_dir.exists() else []
-            return found[0] if found else None
-
-        found = wait_for(paused, timeout_s=90, what=f"drill run to pause at {step}")
-        assert isinstance(found, Path)
-        return found.name.removesuffix(f".{step}.paused")
-
-    def resume(self, run_id: str, step: str) -> None:
-        """Let it go on; the resume file stays, so its later pauses at ``step`` (one per object) pass at once."""
-        (self.env.hooks_dir / f"{run_id}.{step}.resume").touch()
 
     def wait(self, timeout: float) -> int:
         try:
@@ -223,19 +196,8 @@ class Run:
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Run]]:
     """Start `drill run DRILL` (own drill home ``<tmp>/<name>/``); a run still alive after the test is killed."""
-    started: list[Run] = []
-
-    def start(drill: Path, name: str, *, pause: str | None = None) -> Run:
-        proc, env, out, err = drillkit.launch(tmp_path / name, drill, auto=AUTO, pause=pause)
-        run = Run(proc, env, out, err)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait(timeout=10)
+    with drillkit.runs(tmp_path, auto=AUTO, kind=Run) as start:
+        yield start
 
 
 @pytest.fixture
@@ -246,21 +208,6 @@ def app(kube_api: client.ApiClient, kube_namespace: str, kube_wait: Callable[...
     state = drillkit.objects_state(kube_api, kube_namespace)
     assert sorted(state) == sorted(OBJECTS)
     return state
-
-
-def lease(api: client.ApiClient, ns: str) -> dict[str, Any] | None:
-    try:
-        resp: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE, ns, _preload_content=False)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    spec: dict[str, Any] = json.loads(resp.data)["spec"]
-    return spec
-
-
-def renewed_at(spec: dict[str, Any]) -> float:
-    return datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00")).timestamp()
 
 
 def restore_events(home: Path, run_id: str) -> dict[str, tuple[float, float | None, str]]:
